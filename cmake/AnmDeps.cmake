@@ -1,0 +1,11 @@
+# Third-party dependencies, all from Debian's packages (see scripts/deps).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
+pkg_check_modules(GSL REQUIRED IMPORTED_TARGET gsl)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
+if(ANM_TESTS)
+  pkg_check_modules(CRITERION REQUIRED IMPORTED_TARGET criterion)
+endif()
+find_library(MATH_LIBRARY m REQUIRED)

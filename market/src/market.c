@@ -1,0 +1,980 @@
+/*
+ * market.c: order entry, validation, idempotency, the book and continuous
+ * matching. See market.h and docs/market.md.
+ */
+#include "market/market.h"
+
+#include "engine/error.h"
+#include "market_internal.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static_assert(sizeof(market__order) <= 88, "order node must stay within 88 bytes");
+
+#define CLIENT_MAX_LOAD_NUM 7 /* client index grows beyond 70 % load */
+#define CLIENT_MAX_LOAD_DEN 10
+
+static const char *const reject_names[MARKET_REJECT_COUNT_] = {
+    "accepted",          "malformed",           "unknown_participant", "unknown_der",
+    "unauthorised_der",  "unauthorised_side",   "unknown_zone",        "der_not_in_zone",
+    "above_capacity",    "above_curtailment",   "price_out_of_range",  "gate_closed",
+    "expired",           "duplicate_id",        "unknown_order",       "not_owner",
+    "book_full"};
+
+const char *market_reject_name(market_reject reason)
+{
+    if ((int)reason < 0 || reason >= MARKET_REJECT_COUNT_) {
+        return "unknown";
+    }
+    return reject_names[reason];
+}
+
+/* splitmix64 finaliser: a fixed, seedless mixing function. */
+static uint64_t mix64(uint64_t x)
+{
+    x += UINT64_C(0x9e3779b97f4a7c15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+/* Hash of everything in a spec but the client id (resubmission check). */
+static uint64_t content_hash(const market_order_spec *s)
+{
+    uint64_t h = mix64(s->participant);
+    h = mix64(h ^ s->der);
+    h = mix64(h ^ s->product.zone);
+    h = mix64(h ^ (uint64_t)s->product.period_start_ms);
+    h = mix64(h ^ (uint64_t)s->side);
+    h = mix64(h ^ (uint64_t)(uint32_t)s->price_ticks);
+    h = mix64(h ^ (uint64_t)(uint32_t)s->availability_ticks);
+    h = mix64(h ^ (uint64_t)s->quantity);
+    h = mix64(h ^ (uint64_t)s->min_quantity);
+    return mix64(h ^ (uint64_t)s->valid_until_ms);
+}
+
+market *market_new(const market_config *config)
+{
+    if (config == NULL || config->registry == NULL || config->weighting_permille < 0) {
+        return NULL;
+    }
+    market *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        return NULL;
+    }
+    m->config = *config;
+    if (m->config.weighting_permille == 0) {
+        m->config.weighting_permille = 1000;
+    }
+    m->free_head = MARKET__NIL;
+    m->next_sequence = 1;
+    m->next_trade_id = 1;
+    return m;
+}
+
+void market_destroy(market **mp)
+{
+    if (mp == NULL || *mp == NULL) {
+        return;
+    }
+    market *m = *mp;
+    for (size_t i = 0; i < m->n_blocks; i++) {
+        free(m->blocks[i]);
+    }
+    free(m->blocks);
+    for (size_t i = 0; i < m->n_products; i++) {
+        market__product *p = m->products[i];
+        market_statement_destroy(&p->statement);
+        free(p->sides[0].levels);
+        free(p->sides[1].levels);
+        free(p);
+    }
+    free(m->products);
+    free(m->product_index);
+    free(m->clients);
+    for (size_t i = 0; i < 8; i++) {
+        free(m->scratch.buffers[i]);
+    }
+    free(m);
+    *mp = NULL;
+}
+
+void *market__scratch_buffer(market *m, int i, size_t size)
+{
+    if (m->scratch.sizes[i] < size) {
+        free(m->scratch.buffers[i]);
+        m->scratch.buffers[i] = malloc(size);
+        m->scratch.sizes[i] = m->scratch.buffers[i] ? size : 0;
+    }
+    return m->scratch.buffers[i];
+}
+
+/* ---- products ---------------------------------------------------------- */
+
+static uint64_t product_hash(market_product key)
+{
+    return mix64(mix64(key.zone) ^ (uint64_t)key.period_start_ms);
+}
+
+static int product_index_insert(market *m, uint32_t index)
+{
+    size_t mask = m->product_index_cap - 1;
+    size_t at = product_hash(m->products[index]->key) & mask;
+    while (m->product_index[at] != MARKET__NIL) {
+        at = (at + 1) & mask;
+    }
+    m->product_index[at] = index;
+    return ANM_OK;
+}
+
+market__product *market__product_get(market *m, market_product key, int create)
+{
+    if (m->product_index_cap > 0) {
+        size_t mask = m->product_index_cap - 1;
+        for (size_t at = product_hash(key) & mask; m->product_index[at] != MARKET__NIL;
+             at = (at + 1) & mask) {
+            market__product *p = m->products[m->product_index[at]];
+            if (p->key.zone == key.zone && p->key.period_start_ms == key.period_start_ms) {
+                return p;
+            }
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    if (m->n_products == m->cap_products) {
+        size_t next = m->cap_products ? m->cap_products * 2 : 64;
+        market__product **grown = realloc(m->products, next * sizeof *grown);
+        if (grown == NULL) {
+            return NULL;
+        }
+        m->products = grown;
+        m->cap_products = next;
+    }
+    if ((m->n_products + 1) * 2 > m->product_index_cap) {
+        size_t cap = m->product_index_cap ? m->product_index_cap * 2 : 128;
+        uint32_t *index = malloc(cap * sizeof *index);
+        if (index == NULL) {
+            return NULL;
+        }
+        for (size_t i = 0; i < cap; i++) {
+            index[i] = MARKET__NIL;
+        }
+        free(m->product_index);
+        m->product_index = index;
+        m->product_index_cap = cap;
+        for (size_t i = 0; i < m->n_products; i++) {
+            product_index_insert(m, (uint32_t)i);
+        }
+    }
+    market__product *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        return NULL;
+    }
+    p->key = key;
+    p->number = (uint32_t)m->n_products;
+    p->mode = m->config.initial_mode;
+    for (int s = 0; s < 2; s++) {
+        p->sides[s].call_head = p->sides[s].call_tail = MARKET__NIL;
+    }
+    m->products[m->n_products] = p;
+    product_index_insert(m, (uint32_t)m->n_products);
+    m->n_products++;
+    return p;
+}
+
+/* ---- client-id index ---------------------------------------------------- */
+
+static uint64_t client_hash(uint32_t participant, uint64_t client_order_id)
+{
+    return mix64(mix64(participant) ^ client_order_id);
+}
+
+static market__client *client_find(market *m, uint32_t participant, uint64_t client_order_id)
+{
+    if (m->cap_clients == 0) {
+        return NULL;
+    }
+    size_t mask = m->cap_clients - 1;
+    for (size_t at = client_hash(participant, client_order_id) & mask;
+         m->clients[at].order_id != 0; at = (at + 1) & mask) {
+        market__client *c = &m->clients[at];
+        if (c->participant == participant && c->client_order_id == client_order_id) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static market__client *client_slot_for_insert(market__client *table, size_t cap,
+                                              uint32_t participant, uint64_t client_order_id)
+{
+    size_t mask = cap - 1;
+    size_t at = client_hash(participant, client_order_id) & mask;
+    while (table[at].order_id != 0) {
+        at = (at + 1) & mask;
+    }
+    return &table[at];
+}
+
+static int client_reserve(market *m)
+{
+    if ((m->n_clients + 1) * CLIENT_MAX_LOAD_DEN <= m->cap_clients * CLIENT_MAX_LOAD_NUM) {
+        return ANM_OK;
+    }
+    size_t cap = m->cap_clients ? m->cap_clients * 2 : 1024;
+    market__client *table = calloc(cap, sizeof *table);
+    if (table == NULL) {
+        return ANM_ENOMEM;
+    }
+    for (size_t i = 0; i < m->cap_clients; i++) {
+        if (m->clients[i].order_id != 0) {
+            *client_slot_for_insert(table, cap, m->clients[i].participant,
+                                    m->clients[i].client_order_id) = m->clients[i];
+        }
+    }
+    free(m->clients);
+    m->clients = table;
+    m->cap_clients = cap;
+    return ANM_OK;
+}
+
+size_t market_order_node_bytes(void) { return sizeof(market__order); }
+
+size_t market_index_bytes_per_order_max(void)
+{
+    /* just after doubling the load is 35 %: one entry per 0.35 orders' worth of slots */
+    return (sizeof(market__client) * CLIENT_MAX_LOAD_DEN * 2 + CLIENT_MAX_LOAD_NUM - 1) /
+           CLIENT_MAX_LOAD_NUM;
+}
+
+/* ---- pool --------------------------------------------------------------- */
+
+static uint32_t slot_alloc(market *m)
+{
+    if (m->free_head != MARKET__NIL) {
+        uint32_t slot = m->free_head;
+        m->free_head = market__node(m, slot)->next;
+        return slot;
+    }
+    if (m->n_slots >= MARKET__MAX_SLOTS) {
+        return MARKET__NIL;
+    }
+    if ((m->n_slots >> MARKET__BLOCK_BITS) >= m->n_blocks) {
+        market__order **blocks = realloc(m->blocks, (m->n_blocks + 1) * sizeof *blocks);
+        if (blocks == NULL) {
+            return MARKET__NIL;
+        }
+        m->blocks = blocks;
+        m->blocks[m->n_blocks] = malloc(MARKET__BLOCK_SIZE * sizeof(market__order));
+        if (m->blocks[m->n_blocks] == NULL) {
+            return MARKET__NIL;
+        }
+        m->n_blocks++;
+    }
+    return m->n_slots++;
+}
+
+void market__release(market *m, uint32_t slot)
+{
+    market__order *o = market__node(m, slot);
+    market__client *c = client_find(m, o->participant, o->client_order_id);
+    if (c != NULL && c->order_id == o->order_id) {
+        c->slot = MARKET__NIL;
+    }
+    o->state = MARKET__FREE;
+    o->next = m->free_head;
+    m->free_head = slot;
+}
+
+/* ---- levels ------------------------------------------------------------- */
+
+static int64_t level_key(const market__order *o)
+{
+    return market_side_is_buy((market_side)o->side) ? o->rank : -o->rank;
+}
+
+/* Index of the first level with key >= key. */
+static size_t level_lower_bound(const market__side *s, int64_t key)
+{
+    if (s->n_levels > 0 && s->levels[s->n_levels - 1].key < key) {
+        return s->n_levels; /* new best level: the common case */
+    }
+    size_t lo = 0, hi = s->n_levels;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->levels[mid].key < key) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+int market__rest(market *m, market__product *p, uint32_t slot)
+{
+    market__order *o = market__node(m, slot);
+    market__side *s = &p->sides[market_side_is_buy((market_side)o->side)];
+    uint32_t *head, *tail;
+    if (p->mode == MARKET_MODE_CALL) {
+        head = &s->call_head;
+        tail = &s->call_tail;
+        o->state = MARKET__IN_CALL;
+    } else {
+        int64_t key = level_key(o);
+        size_t at = level_lower_bound(s, key);
+        if (at == s->n_levels || s->levels[at].key != key) {
+            if (s->n_levels == s->cap_levels) {
+                size_t next = s->cap_levels ? s->cap_levels * 2 : 16;
+                market__level *levels = realloc(s->levels, next * sizeof *levels);
+                if (levels == NULL) {
+                    return ANM_ENOMEM;
+                }
+                s->levels = levels;
+                s->cap_levels = next;
+            }
+            memmove(s->levels + at + 1, s->levels + at, (s->n_levels - at) * sizeof *s->levels);
+            s->levels[at] = (market__level){.key = key, .head = MARKET__NIL, .tail = MARKET__NIL};
+            s->n_levels++;
+        }
+        head = &s->levels[at].head;
+        tail = &s->levels[at].tail;
+        o->state = MARKET__IN_LEVEL;
+    }
+    o->next = MARKET__NIL;
+    o->prev = *tail;
+    if (*tail != MARKET__NIL) {
+        market__node(m, *tail)->next = slot;
+    } else {
+        *head = slot;
+    }
+    *tail = slot;
+    p->resting++;
+    return ANM_OK;
+}
+
+void market__unlink(market *m, market__order *o)
+{
+    market__product *p = m->products[o->product];
+    market__side *s = &p->sides[market_side_is_buy((market_side)o->side)];
+    uint32_t *head, *tail;
+    size_t at = 0;
+    if (o->state == MARKET__IN_CALL) {
+        head = &s->call_head;
+        tail = &s->call_tail;
+    } else {
+        at = level_lower_bound(s, level_key(o));
+        head = &s->levels[at].head;
+        tail = &s->levels[at].tail;
+    }
+    if (o->prev != MARKET__NIL) {
+        market__node(m, o->prev)->next = o->next;
+    } else {
+        *head = o->next;
+    }
+    if (o->next != MARKET__NIL) {
+        market__node(m, o->next)->prev = o->prev;
+    } else {
+        *tail = o->prev;
+    }
+    if (o->state == MARKET__IN_LEVEL && *head == MARKET__NIL) {
+        memmove(s->levels + at, s->levels + at + 1, (s->n_levels - at - 1) * sizeof *s->levels);
+        s->n_levels--;
+    }
+    o->prev = o->next = MARKET__NIL;
+    p->resting--;
+}
+
+void market__emit(market *m, market_trade *t)
+{
+    t->trade_id = m->next_trade_id++;
+    if (m->config.on_trade != NULL) {
+        m->config.on_trade(m->config.on_trade_context, t);
+    }
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static void format_mw(char *buf, size_t size, int64_t units)
+{
+    const char *sign = units < 0 ? "-" : "";
+    uint64_t u = units < 0 ? (uint64_t)0 - (uint64_t)units : (uint64_t)units;
+    snprintf(buf, size, "%s%" PRIu64 ".%03" PRIu64, sign, u / 1000, u % 1000);
+}
+
+static void format_gbp(char *buf, size_t size, int64_t ticks)
+{
+    const char *sign = ticks < 0 ? "-" : "";
+    uint64_t u = ticks < 0 ? (uint64_t)0 - (uint64_t)ticks : (uint64_t)ticks;
+    snprintf(buf, size, "%s%" PRIu64 ".%02" PRIu64, sign, u / 100, u % 100);
+}
+
+static void reject(market_result *r, market_reject reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#include <stdarg.h>
+
+static void reject(market_result *r, market_reject reason, const char *fmt, ...)
+{
+    r->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(r->text, sizeof r->text, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        r->text[0] = '\0';
+    }
+}
+
+static int64_t gate_closure_ms(const market *m, market_product product)
+{
+    if (m->config.gate_closure != NULL) {
+        return m->config.gate_closure(m->config.gate_closure_context, product);
+    }
+    return product.period_start_ms - m->config.gate_closure_offset_ms;
+}
+
+/* Checks everything but duplicates; 1 when valid, else 0 with r filled. */
+static int validate(const market *m, int64_t now_ms, const market_order_spec *s, market_result *r)
+{
+    const market_registry *reg = m->config.registry;
+    char a[32], b[32];
+    if (s->side != MARKET_OFFER && s->side != MARKET_BID && s->side != MARKET_REQUIREMENT) {
+        reject(r, MARKET_REJECT_MALFORMED, "side %d is not offer, bid or requirement",
+               (int)s->side);
+        return 0;
+    }
+    if (s->quantity <= 0) {
+        format_mw(a, sizeof a, s->quantity);
+        reject(r, MARKET_REJECT_MALFORMED, "quantity %s MW is not positive", a);
+        return 0;
+    }
+    if (s->min_quantity < 0 || s->min_quantity > s->quantity) {
+        format_mw(a, sizeof a, s->min_quantity);
+        format_mw(b, sizeof b, s->quantity);
+        reject(r, MARKET_REJECT_MALFORMED, "minimum quantity %s MW is outside 0..%s MW", a, b);
+        return 0;
+    }
+    if (s->availability_ticks < 0) {
+        format_gbp(a, sizeof a, s->availability_ticks);
+        reject(r, MARKET_REJECT_MALFORMED, "availability price %s GBP/MW/h is negative", a);
+        return 0;
+    }
+    if ((s->side == MARKET_REQUIREMENT) != (s->der == MARKET_NO_DER)) {
+        reject(r, MARKET_REJECT_MALFORMED, "%s",
+               s->side == MARKET_REQUIREMENT ? "a requirement names no der"
+                                             : "a bid or offer must name a der");
+        return 0;
+    }
+    market_participant_kind kind = market_registry_participant(reg, s->participant);
+    if (kind == MARKET_PARTICIPANT_NONE) {
+        reject(r, MARKET_REJECT_UNKNOWN_PARTICIPANT, "unknown participant %" PRIu32,
+               s->participant);
+        return 0;
+    }
+    market_zone_info zone;
+    if (!market_registry_zone(reg, s->product.zone, &zone)) {
+        reject(r, MARKET_REJECT_UNKNOWN_ZONE, "unknown zone %" PRIu32, s->product.zone);
+        return 0;
+    }
+    if (s->side == MARKET_REQUIREMENT) {
+        if (kind != MARKET_PARTICIPANT_SYSTEM_OPERATOR) {
+            reject(r, MARKET_REJECT_UNAUTHORISED_SIDE,
+                   "participant %" PRIu32 " is not a system operator and may not post requirements",
+                   s->participant);
+            return 0;
+        }
+    } else {
+        market_der_info der;
+        if (!market_registry_der(reg, s->der, &der)) {
+            reject(r, MARKET_REJECT_UNKNOWN_DER, "unknown der %" PRIu32, s->der);
+            return 0;
+        }
+        if (!market_registry_allowed(reg, s->participant, s->der)) {
+            reject(r, MARKET_REJECT_UNAUTHORISED_DER,
+                   "participant %" PRIu32 " may not trade for der %" PRIu32, s->participant,
+                   s->der);
+            return 0;
+        }
+        if (der.zone != s->product.zone) {
+            reject(r, MARKET_REJECT_DER_NOT_IN_ZONE,
+                   "der %" PRIu32 " is in zone %" PRIu32 ", not zone %" PRIu32, s->der, der.zone,
+                   s->product.zone);
+            return 0;
+        }
+        if (s->side == MARKET_OFFER && s->quantity > der.capacity) {
+            format_mw(a, sizeof a, s->quantity);
+            format_mw(b, sizeof b, der.capacity);
+            reject(r, MARKET_REJECT_ABOVE_CAPACITY,
+                   "quantity %s MW exceeds capacity %s MW of der %" PRIu32, a, b, s->der);
+            return 0;
+        }
+        if (s->side == MARKET_BID && s->quantity > der.max_curtailment) {
+            format_mw(a, sizeof a, s->quantity);
+            format_mw(b, sizeof b, der.max_curtailment);
+            reject(r, MARKET_REJECT_ABOVE_CURTAILMENT,
+                   "quantity %s MW exceeds maximum curtailment %s MW of der %" PRIu32, a, b,
+                   s->der);
+            return 0;
+        }
+    }
+    if (s->price_ticks < zone.price_floor_ticks || s->price_ticks > zone.price_ceiling_ticks) {
+        int below = s->price_ticks < zone.price_floor_ticks;
+        format_gbp(a, sizeof a, s->price_ticks);
+        format_gbp(b, sizeof b, below ? zone.price_floor_ticks : zone.price_ceiling_ticks);
+        reject(r, MARKET_REJECT_PRICE_OUT_OF_RANGE,
+               "price %s GBP/MWh %s %s %s GBP/MWh of zone %" PRIu32, a,
+               below ? "below" : "above", below ? "floor" : "ceiling", b, s->product.zone);
+        return 0;
+    }
+    int64_t gate = gate_closure_ms(m, s->product);
+    if (now_ms >= gate) {
+        reject(r, MARKET_REJECT_GATE_CLOSED,
+               "gate closed at %" PRId64 " ms for zone %" PRIu32 " period %" PRId64
+               " (now %" PRId64 " ms)",
+               gate, s->product.zone, s->product.period_start_ms, now_ms);
+        return 0;
+    }
+    if (s->valid_until_ms <= now_ms) {
+        reject(r, MARKET_REJECT_EXPIRED, "validity ended at %" PRId64 " ms (now %" PRId64 " ms)",
+               s->valid_until_ms, now_ms);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- continuous matching ------------------------------------------------ */
+
+/* The incoming order while it matches. */
+typedef struct incoming {
+    uint64_t order_id;
+    uint32_t participant, der;
+    market_side side;
+    int64_t rank;
+    int32_t price_ticks, availability_ticks;
+    int64_t remaining;
+} incoming;
+
+/*
+ * Walks the opposite side from its best level while prices cross, in FIFO
+ * order per level, and trades with each order as much as the feasibility
+ * rule and both minimum quantities allow. commit 0: a dry run that only
+ * counts the volume (with its own copy of used_mw). Returns the volume.
+ */
+static int64_t match_scan(market *m, market__product *p, incoming *in, int64_t now_ms, int commit,
+                          size_t *trades)
+{
+    if (p->statement == NULL) {
+        return 0; /* without a statement no trade is known to be secure */
+    }
+    double local_used[MARKET_MAX_CONSTRAINTS];
+    double *used = p->used_mw;
+    if (!commit) {
+        memcpy(local_used, p->used_mw, sizeof local_used);
+        used = local_used;
+    }
+    int in_buys = market_side_is_buy(in->side);
+    market__side *opposite = &p->sides[!in_buys];
+    int64_t remaining = in->remaining;
+    int64_t done = 0;
+    size_t skipped = 0;
+    for (size_t li = opposite->n_levels; li-- > 0 && remaining > 0;) {
+        int64_t rank = in_buys ? -opposite->levels[li].key : opposite->levels[li].key;
+        if (in_buys ? rank > in->rank : rank < in->rank) {
+            break;
+        }
+        uint32_t slot = opposite->levels[li].head;
+        while (slot != MARKET__NIL && remaining > 0 && skipped < MARKET_SCAN_LIMIT) {
+            market__order *o = market__node(m, slot);
+            uint32_t next = o->next;
+            if (o->valid_until_ms <= now_ms) {
+                if (commit) {
+                    market__unlink(m, o);
+                    market__release(m, slot);
+                }
+                slot = next;
+                continue;
+            }
+            if (!m->config.self_trade_allowed && o->participant == in->participant) {
+                skipped++;
+                slot = next;
+                continue;
+            }
+            int64_t left = o->quantity - o->filled;
+            int64_t need = o->filled == 0 ? o->min_quantity : 0;
+            int64_t chunk = remaining < left ? remaining : left;
+            uint32_t sell_der = in_buys ? o->der : in->der;
+            uint32_t buy_der = in_buys ? in->der : o->der;
+            int64_t feasible = chunk >= need ? market_statement_feasible(p->statement, used,
+                                                                         sell_der, buy_der, chunk,
+                                                                         NULL)
+                                             : 0;
+            if (feasible <= 0 || feasible < need) {
+                skipped++;
+                slot = next;
+                continue;
+            }
+            market_statement_apply(p->statement, used, sell_der, buy_der, feasible);
+            remaining -= feasible;
+            done += feasible;
+            if (commit) {
+                o->filled += feasible;
+                market_trade t = {
+                    .buy_order_id = in_buys ? in->order_id : o->order_id,
+                    .sell_order_id = in_buys ? o->order_id : in->order_id,
+                    .buyer = in_buys ? in->participant : o->participant,
+                    .seller = in_buys ? o->participant : in->participant,
+                    .buy_der = buy_der,
+                    .sell_der = sell_der,
+                    .product = p->key,
+                    .kind = MARKET_TRADE_CONTINUOUS,
+                    .volume = feasible,
+                    /* the resting order sets the price of a continuous trade */
+                    .buyer_price_ticks = o->price_ticks,
+                    .buyer_availability_ticks = o->availability_ticks,
+                    .seller_price_ticks = o->price_ticks,
+                    .seller_availability_ticks = o->availability_ticks,
+                    .executed_ms = now_ms,
+                };
+                market__emit(m, &t);
+                (*trades)++;
+                if (o->filled == o->quantity) {
+                    market__unlink(m, o);
+                    market__release(m, slot);
+                }
+            }
+            slot = next;
+        }
+        if (skipped >= MARKET_SCAN_LIMIT) {
+            break;
+        }
+        /* a committed walk may have removed level li; the next index down is unaffected */
+        if (commit && li > opposite->n_levels) {
+            li = opposite->n_levels;
+        }
+    }
+    in->remaining = remaining;
+    return done;
+}
+
+int market_submit(market *m, int64_t now_ms, const market_order_spec *s, market_result *r)
+{
+    if (m == NULL || s == NULL || r == NULL) {
+        return ANM_EINVAL;
+    }
+    memset(r, 0, sizeof *r);
+    /* a resubmission is answered before validation: the same request gets the
+     * same answer even after its gate closed or its validity ended */
+    uint64_t hash = content_hash(s);
+    market__client *known = client_find(m, s->participant, s->client_order_id);
+    if (known == NULL && !validate(m, now_ms, s, r)) {
+        return ANM_OK;
+    }
+    if (known != NULL) {
+        if (known->content_hash != hash) {
+            reject(r, MARKET_REJECT_DUPLICATE_ID,
+                   "client order id %" PRIu64 " of participant %" PRIu32
+                   " was used for another order",
+                   s->client_order_id, s->participant);
+            return ANM_OK;
+        }
+        r->order_id = known->order_id;
+        r->resubmission = 1;
+        if (known->slot != MARKET__NIL) {
+            const market__order *o = market__node(m, known->slot);
+            r->resting = o->quantity - o->filled;
+        }
+        return ANM_OK;
+    }
+    if (client_reserve(m) != ANM_OK) {
+        reject(r, MARKET_REJECT_BOOK_FULL, "out of memory for the client order index");
+        return ANM_OK;
+    }
+    market__product *p = market__product_get(m, s->product, 1);
+    uint32_t slot = p != NULL ? slot_alloc(m) : MARKET__NIL;
+    if (slot == MARKET__NIL) {
+        reject(r, MARKET_REJECT_BOOK_FULL, "the book is full (%" PRIu32 " orders at most)",
+               MARKET__MAX_SLOTS);
+        return ANM_OK;
+    }
+    uint64_t order_id = m->next_sequence++ << MARKET__SLOT_BITS | slot;
+    int64_t rank = (int64_t)s->price_ticks * m->config.weighting_permille +
+                   (int64_t)s->availability_ticks * 1000;
+    incoming in = {.order_id = order_id,
+                   .participant = s->participant,
+                   .der = s->der,
+                   .side = s->side,
+                   .rank = rank,
+                   .price_ticks = s->price_ticks,
+                   .availability_ticks = s->availability_ticks,
+                   .remaining = s->quantity};
+    if (p->mode == MARKET_MODE_CONTINUOUS) {
+        int go = 1;
+        if (s->min_quantity > 0) {
+            incoming probe = in;
+            go = match_scan(m, p, &probe, now_ms, 0, NULL) >= s->min_quantity;
+        }
+        if (go) {
+            r->filled = match_scan(m, p, &in, now_ms, 1, &r->trades);
+        }
+    }
+    market__client *c = client_slot_for_insert(m->clients, m->cap_clients, s->participant,
+                                               s->client_order_id);
+    *c = (market__client){.client_order_id = s->client_order_id,
+                          .order_id = order_id,
+                          .content_hash = hash,
+                          .participant = s->participant,
+                          .slot = MARKET__NIL};
+    m->n_clients++;
+    market__order *o = market__node(m, slot);
+    *o = (market__order){.order_id = order_id,
+                         .client_order_id = s->client_order_id,
+                         .rank = rank,
+                         .quantity = s->quantity,
+                         .filled = r->filled,
+                         .min_quantity = s->min_quantity,
+                         .valid_until_ms = s->valid_until_ms,
+                         .participant = s->participant,
+                         .der = s->der,
+                         .product = p->number,
+                         .prev = MARKET__NIL,
+                         .next = MARKET__NIL,
+                         .price_ticks = s->price_ticks,
+                         .availability_ticks = s->availability_ticks,
+                         .side = (uint8_t)s->side,
+                         .state = MARKET__FREE};
+    r->order_id = order_id;
+    if (in.remaining > 0) {
+        if (market__rest(m, p, slot) != ANM_OK) {
+            o->next = m->free_head;
+            m->free_head = slot;
+            reject(r, MARKET_REJECT_BOOK_FULL, "out of memory for a price level");
+            return ANM_OK; /* any trades made stand; the remainder is not kept */
+        }
+        c->slot = slot;
+        r->resting = in.remaining;
+    } else {
+        o->next = m->free_head;
+        m->free_head = slot;
+    }
+    return ANM_OK;
+}
+
+/* The resting order with this id, or NULL. */
+static market__order *resting(const market *m, uint64_t order_id)
+{
+    uint32_t slot = (uint32_t)(order_id & MARKET__SLOT_MASK);
+    if (slot >= m->n_slots) {
+        return NULL;
+    }
+    market__order *o = market__node(m, slot);
+    return o->state != MARKET__FREE && o->order_id == order_id ? o : NULL;
+}
+
+static int check_owner(const market *m, uint32_t participant, uint64_t order_id, market_result *r,
+                       market__order **out)
+{
+    market__order *o = resting(m, order_id);
+    if (o == NULL) {
+        reject(r, MARKET_REJECT_UNKNOWN_ORDER, "order %" PRIu64 " is not resting in the book",
+               order_id);
+        return 0;
+    }
+    if (o->participant != participant) {
+        reject(r, MARKET_REJECT_NOT_OWNER,
+               "order %" PRIu64 " belongs to another participant than %" PRIu32, order_id,
+               participant);
+        return 0;
+    }
+    *out = o;
+    return 1;
+}
+
+int market_cancel(market *m, int64_t now_ms, uint32_t participant, uint64_t order_id,
+                  market_result *r)
+{
+    (void)now_ms;
+    if (m == NULL || r == NULL) {
+        return ANM_EINVAL;
+    }
+    memset(r, 0, sizeof *r);
+    market__order *o;
+    if (!check_owner(m, participant, order_id, r, &o)) {
+        return ANM_OK;
+    }
+    r->order_id = order_id;
+    market__unlink(m, o);
+    market__release(m, (uint32_t)(order_id & MARKET__SLOT_MASK));
+    return ANM_OK;
+}
+
+int market_replace(market *m, int64_t now_ms, uint64_t order_id, const market_order_spec *s,
+                   market_result *r)
+{
+    if (m == NULL || s == NULL || r == NULL) {
+        return ANM_EINVAL;
+    }
+    memset(r, 0, sizeof *r);
+    market__order *o;
+    if (!check_owner(m, s->participant, order_id, r, &o)) {
+        return ANM_OK;
+    }
+    if (!validate(m, now_ms, s, r)) {
+        return ANM_OK;
+    }
+    if (client_find(m, s->participant, s->client_order_id) != NULL) {
+        reject(r, MARKET_REJECT_DUPLICATE_ID,
+               "client order id %" PRIu64 " of participant %" PRIu32
+               " was used for another order",
+               s->client_order_id, s->participant);
+        return ANM_OK;
+    }
+    market__unlink(m, o);
+    market__release(m, (uint32_t)(order_id & MARKET__SLOT_MASK));
+    return market_submit(m, now_ms, s, r);
+}
+
+int market_order_get(const market *m, uint64_t order_id, market_order_view *out)
+{
+    const market__order *o = resting(m, order_id);
+    if (o == NULL) {
+        return 0;
+    }
+    if (out != NULL) {
+        const market__product *p = m->products[o->product];
+        *out = (market_order_view){
+            .order_id = o->order_id,
+            .client_order_id = o->client_order_id,
+            .spec = {.client_order_id = o->client_order_id,
+                     .participant = o->participant,
+                     .der = o->der,
+                     .product = p->key,
+                     .side = (market_side)o->side,
+                     .price_ticks = o->price_ticks,
+                     .availability_ticks = o->availability_ticks,
+                     .quantity = o->quantity,
+                     .min_quantity = o->min_quantity,
+                     .valid_until_ms = o->valid_until_ms},
+            .filled = o->filled,
+            .rank = o->rank};
+    }
+    return 1;
+}
+
+int market_set_statement(market *m, market_product product, market_statement *statement)
+{
+    if (m == NULL) {
+        return ANM_EINVAL;
+    }
+    market__product *p = market__product_get(m, product, 1);
+    if (p == NULL) {
+        return ANM_ENOMEM;
+    }
+    market_statement_destroy(&p->statement);
+    p->statement = statement;
+    memset(p->used_mw, 0, sizeof p->used_mw);
+    return ANM_OK;
+}
+
+double market_used_mw(const market *m, market_product product, size_t c)
+{
+    market__product *p = market__product_get((market *)(uintptr_t)m, product, 0);
+    return p != NULL && c < MARKET_MAX_CONSTRAINTS ? p->used_mw[c] : 0.0;
+}
+
+int market_set_mode(market *m, market_product product, market_mode mode)
+{
+    if (m == NULL || (mode != MARKET_MODE_CALL && mode != MARKET_MODE_CONTINUOUS)) {
+        return ANM_EINVAL;
+    }
+    market__product *p = market__product_get(m, product, 1);
+    if (p == NULL) {
+        return ANM_ENOMEM;
+    }
+    if (p->mode == mode) {
+        return ANM_OK;
+    }
+    p->mode = mode;
+    if (mode == MARKET_MODE_CONTINUOUS) {
+        /* move call-list orders into levels, in arrival order (time priority kept) */
+        for (int side = 0; side < 2; side++) {
+            uint32_t slot = p->sides[side].call_head;
+            p->sides[side].call_head = p->sides[side].call_tail = MARKET__NIL;
+            while (slot != MARKET__NIL) {
+                uint32_t next = market__node(m, slot)->next;
+                p->resting--;
+                if (market__rest(m, p, slot) != ANM_OK) {
+                    return ANM_ENOMEM;
+                }
+                slot = next;
+            }
+        }
+    }
+    return ANM_OK;
+}
+
+size_t market_expire(market *m, int64_t now_ms, market_product product)
+{
+    market__product *p = market__product_get(m, product, 0);
+    size_t removed = 0;
+    if (p == NULL) {
+        return 0;
+    }
+    for (int side = 0; side < 2; side++) {
+        market__side *s = &p->sides[side];
+        for (size_t li = s->n_levels; li-- > 0;) {
+            uint32_t slot = s->levels[li].head;
+            while (slot != MARKET__NIL) {
+                market__order *o = market__node(m, slot);
+                uint32_t next = o->next;
+                if (o->valid_until_ms <= now_ms) {
+                    market__unlink(m, o);
+                    market__release(m, slot);
+                    removed++;
+                }
+                slot = next;
+            }
+            if (li > s->n_levels) {
+                li = s->n_levels;
+            }
+        }
+        uint32_t slot = s->call_head;
+        while (slot != MARKET__NIL) {
+            market__order *o = market__node(m, slot);
+            uint32_t next = o->next;
+            if (o->valid_until_ms <= now_ms) {
+                market__unlink(m, o);
+                market__release(m, slot);
+                removed++;
+            }
+            slot = next;
+        }
+    }
+    return removed;
+}
+
+size_t market_resting_orders(const market *m, market_product product)
+{
+    market__product *p = market__product_get((market *)(uintptr_t)m, product, 0);
+    return p != NULL ? p->resting : 0;
+}
+
+int market_best_rank(const market *m, market_product product, int buy_side, int64_t *rank)
+{
+    market__product *p = market__product_get((market *)(uintptr_t)m, product, 0);
+    if (p == NULL) {
+        return 0;
+    }
+    const market__side *s = &p->sides[buy_side ? 1 : 0];
+    if (s->n_levels == 0) {
+        return 0;
+    }
+    int64_t key = s->levels[s->n_levels - 1].key;
+    *rank = buy_side ? key : -key;
+    return 1;
+}
