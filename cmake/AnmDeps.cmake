@@ -9,3 +9,11 @@ if(ANM_TESTS)
   pkg_check_modules(CRITERION REQUIRED IMPORTED_TARGET criterion)
 endif()
 find_library(MATH_LIBRARY m REQUIRED)
+# GLPK (libglpk-dev) ships no pkg-config file on Debian: find it by hand.
+find_library(GLPK_LIBRARY glpk REQUIRED)
+find_path(GLPK_INCLUDE_DIR glpk.h REQUIRED)
+if(NOT TARGET anm::glpk)
+  add_library(anm::glpk UNKNOWN IMPORTED)
+  set_target_properties(anm::glpk PROPERTIES IMPORTED_LOCATION ${GLPK_LIBRARY}
+                                             INTERFACE_INCLUDE_DIRECTORIES ${GLPK_INCLUDE_DIR})
+endif()

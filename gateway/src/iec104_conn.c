@@ -74,16 +74,12 @@ void gateway__iec104_conn_close(gateway__iec104_conn *conn)
 void gateway__iec104_conn_drain(gateway__iec104_conn *conn, int64_t now_ms,
                                 gateway__iec104_event_fn fn, void *arg)
 {
-    gateway_iec104_event *event = NULL;
-    static const size_t event_size = sizeof *event;
-    gateway_iec104_event storage;
-    event = &storage;
-    (void)event_size;
-    while (conn->link != NULL && gateway_iec104_link_next_event(conn->link, event)) {
-        if (event->kind == GATEWAY_IEC104_EVENT_CLOSED)
-            set_reason(conn, event->reason);
+    gateway_iec104_event event;
+    while (conn->link != NULL && gateway_iec104_link_next_event(conn->link, &event)) {
+        if (event.kind == GATEWAY_IEC104_EVENT_CLOSED)
+            set_reason(conn, event.reason);
         if (fn != NULL)
-            fn(arg, conn, event, now_ms);
+            fn(arg, conn, &event, now_ms);
     }
 }
 

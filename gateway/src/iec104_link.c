@@ -697,6 +697,13 @@ int64_t gateway_iec104_link_tick(gateway_iec104_link *link, int64_t now_ms)
         send_u(link, GATEWAY_IEC104_TESTFR_ACT);
         link->testfr_deadline = now_ms + t1_ms(link);
     }
+    return gateway_iec104_link_next_deadline(link);
+}
+
+int64_t gateway_iec104_link_next_deadline(const gateway_iec104_link *link)
+{
+    if (link == NULL || link->state == GATEWAY_IEC104_LINK_CLOSED)
+        return NEVER;
     int64_t next = NEVER;
     if (link->unacked > 0)
         next = earliest(next, slot_at(link, 0)->sent_ms + t1_ms(link));

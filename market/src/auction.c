@@ -21,14 +21,20 @@
 #define KEY_BITS (64 - INDEX_BITS)
 #define END UINT32_MAX
 
-enum { SCRATCH_ITEMS_SELL, SCRATCH_ITEMS_BUY, SCRATCH_KEYS, SCRATCH_TMP, SCRATCH_NEXT, SCRATCH_COUNT };
+enum { SCRATCH_ITEMS, SCRATCH_TMP, SCRATCH_KEYS, SCRATCH_NEXT, SCRATCH_COUNT, SCRATCH_STACKS, SCRATCH_LOG, SCRATCH_TRADES };
 
+/* An order as the auction sees it: copied out of the node once, so that the
+ * sort, the walk and the output read one dense array in merit order. */
 typedef struct item {
     int64_t rank;
     int64_t left;      /* remaining (capped by pro rata) for this auction */
     int64_t accepted;
-    uint32_t need_flag; /* 1: not filled before, so min_quantity applies */
-    uint32_t slot;
+    int64_t need;      /* min_quantity if not filled before, else 0 */
+    int64_t quantity;  /* remaining when the auction started */
+    uint64_t order_id;
+    uint32_t gathered; /* position in gather order, for applying the fills */
+    uint32_t der, participant;
+    int32_t price_ticks, availability_ticks;
 } item;
 
 typedef struct fill {
@@ -37,55 +43,106 @@ typedef struct fill {
     int64_t volume;
 } fill;
 
-/* Gathers one side's resting orders (levels, then call list: arrival order
- * within each rank, see market_set_mode). Returns the count. */
-static size_t gather(market *m, market__side *s, item *out)
+/* Visits one side's resting orders in gather order: levels from best to
+ * worst, each FIFO, then the call list (arrival order within each rank, see
+ * market_set_mode). visit may unlink and release the node it is given. */
+typedef void (*visit_fn)(market *m, market__order *o, uint32_t slot, void *context);
+
+static void visit_side(market *m, market__side *s, visit_fn visit, void *context)
 {
-    size_t n = 0;
-    for (size_t li = 0; li < s->n_levels; li++) {
+    for (size_t li = s->n_levels; li-- > 0;) {
         for (uint32_t slot = s->levels[li].head; slot != MARKET__NIL;) {
             market__order *o = market__node(m, slot);
-            out[n++] = (item){.rank = o->rank,
-                              .left = o->quantity - o->filled,
-                              .need_flag = o->filled == 0,
-                              .slot = slot};
-            slot = o->next;
+            uint32_t next = o->next;
+            visit(m, o, slot, context);
+            slot = next;
+        }
+        if (li > s->n_levels) {
+            li = s->n_levels; /* levels above li were removed: continue below */
         }
     }
     for (uint32_t slot = s->call_head; slot != MARKET__NIL;) {
         market__order *o = market__node(m, slot);
-        out[n++] = (item){.rank = o->rank,
-                          .left = o->quantity - o->filled,
-                          .need_flag = o->filled == 0,
-                          .slot = slot};
-        slot = o->next;
+        uint32_t next = o->next;
+        visit(m, o, slot, context);
+        slot = next;
     }
-    return n;
+}
+
+typedef struct gathering {
+    int64_t now_ms;
+    item *out;
+    uint64_t *ranks;
+    size_t n;
+} gathering;
+
+/* Copies a live order out (and its rank for the sort); drops an expired one. */
+static void gather_visit(market *m, market__order *o, uint32_t slot, void *context)
+{
+    gathering *g = context;
+    if (o->valid_until_ms <= g->now_ms) {
+        market__unlink(m, o);
+        market__release(m, slot);
+        return;
+    }
+    g->ranks[g->n] = (uint64_t)o->rank;
+    g->out[g->n] = (item){.rank = o->rank,
+                          .left = o->quantity - o->filled,
+                          .need = o->filled == 0 ? o->min_quantity : 0,
+                          .quantity = o->quantity - o->filled,
+                          .order_id = o->order_id,
+                          .gathered = (uint32_t)g->n,
+                          .der = o->der,
+                          .participant = o->participant,
+                          .price_ticks = o->price_ticks,
+                          .availability_ticks = o->availability_ticks};
+    g->n++;
+}
+
+typedef struct applying {
+    const int64_t *accepted; /* by gather position */
+    size_t n;
+} applying;
+
+static void apply_visit(market *m, market__order *o, uint32_t slot, void *context)
+{
+    applying *a = context;
+    int64_t v = a->accepted[a->n++];
+    if (v == 0) {
+        return;
+    }
+    o->filled += v;
+    if (o->filled == o->quantity) {
+        market__unlink(m, o);
+        market__release(m, slot);
+    }
 }
 
 /*
- * Sorts items[0..n) by rank (descending if descending), stable; the result
- * is written back into items through tmp. keys and keys_tmp hold n uint64.
+ * Sorts items[0..n) by rank (descending if descending), stable, into
+ * out[0..n). keys holds the n ranks on entry; keys_tmp n more uint64.
  * ANM_ERANGE if the rank spread needs more than KEY_BITS bits.
  */
-static int radix_sort(item *items, item *tmp, size_t n, int descending, uint64_t *keys,
+static int radix_sort(const item *items, item *out, size_t n, int descending, uint64_t *keys,
                       uint64_t *keys_tmp, uint32_t *count)
 {
     if (n < 2) {
+        memcpy(out, items, n * sizeof *items);
         return ANM_OK;
     }
-    int64_t lo = items[0].rank, hi = items[0].rank;
+    /* keys holds the raw ranks (gather order) on entry */
+    int64_t lo = (int64_t)keys[0], hi = (int64_t)keys[0];
     for (size_t i = 1; i < n; i++) {
-        lo = items[i].rank < lo ? items[i].rank : lo;
-        hi = items[i].rank > hi ? items[i].rank : hi;
+        int64_t r = (int64_t)keys[i];
+        lo = r < lo ? r : lo;
+        hi = r > hi ? r : hi;
     }
     uint64_t spread = (uint64_t)hi - (uint64_t)lo;
     if (spread >> KEY_BITS) {
         return ANM_ERANGE;
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t k = descending ? (uint64_t)hi - (uint64_t)items[i].rank
-                                : (uint64_t)items[i].rank - (uint64_t)lo;
+        uint64_t k = descending ? (uint64_t)hi - keys[i] : keys[i] - (uint64_t)lo;
         keys[i] = k << INDEX_BITS | (uint64_t)i;
     }
     int bits = 0;
@@ -112,9 +169,8 @@ static int radix_sort(item *items, item *tmp, size_t n, int descending, uint64_t
         keys_tmp = swap;
     }
     for (size_t i = 0; i < n; i++) {
-        tmp[i] = items[keys[i] & MARKET__SLOT_MASK];
+        out[i] = items[keys[i] & MARKET__SLOT_MASK];
     }
-    memcpy(items, tmp, n * sizeof *items);
     return ANM_OK;
 }
 
@@ -127,7 +183,7 @@ __extension__ typedef unsigned __int128 u128;
  * minimum quantity gets 0, and the units left over go one order at a time in
  * arrival order (never below an order's minimum quantity).
  */
-static void pro_rata(market *m, item *items, size_t n, int64_t rank, int64_t volume)
+static void pro_rata(item *items, size_t n, int64_t rank, int64_t volume)
 {
     size_t a = 0;
     while (a < n && items[a].rank != rank) {
@@ -144,8 +200,7 @@ static void pro_rata(market *m, item *items, size_t n, int64_t rank, int64_t vol
     }
     int64_t given = 0;
     for (size_t k = a; k < b; k++) {
-        const market__order *o = market__node(m, items[k].slot);
-        int64_t need = items[k].need_flag ? o->min_quantity : 0;
+        int64_t need = items[k].need;
         int64_t share = (int64_t)((u128)volume * (u128)items[k].left / (u128)total);
         if (share < need) {
             share = 0;
@@ -163,8 +218,7 @@ static void pro_rata(market *m, item *items, size_t n, int64_t rank, int64_t vol
     }
     /* shares refused for a minimum quantity: to the next orders in arrival order */
     for (size_t k = a; k < b && leftover > 0; k++) {
-        const market__order *o = market__node(m, items[k].slot);
-        int64_t need = items[k].need_flag ? o->min_quantity : 0;
+        int64_t need = items[k].need;
         int64_t room = items[k].left - items[k].accepted;
         int64_t add = room < leftover ? room : leftover;
         if (items[k].accepted == 0 && add < need) {
@@ -180,73 +234,59 @@ static void pro_rata(market *m, item *items, size_t n, int64_t rank, int64_t vol
     /* orders beyond the marginal level do not cross at the intersection */
 }
 
-void market_auction_result_free(market_auction_result **result)
-{
-    if (result == NULL || *result == NULL) {
-        return;
-    }
-    free((*result)->bids);
-    free((*result)->offers);
-    free((*result)->trades);
-    free(*result);
-    *result = NULL;
-}
-
-static void fill_stack(const market *m, const item *items, size_t n, market_stack_entry *out)
+static void fill_stack(const item *items, size_t n, market_stack_entry *out)
 {
     for (size_t i = 0; i < n; i++) {
-        const market__order *o = market__node(m, items[i].slot);
-        out[i] = (market_stack_entry){.order_id = o->order_id,
-                                      .rank = o->rank,
-                                      .price_ticks = o->price_ticks,
-                                      .availability_ticks = o->availability_ticks,
-                                      .quantity = o->quantity - o->filled,
+        out[i] = (market_stack_entry){.order_id = items[i].order_id,
+                                      .rank = items[i].rank,
+                                      .price_ticks = items[i].price_ticks,
+                                      .availability_ticks = items[i].availability_ticks,
+                                      .quantity = items[i].quantity,
                                       .accepted = items[i].accepted};
     }
 }
 
 int market_auction_run(market *m, int64_t now_ms, market_product product,
-                       const market_auction_config *config, market_auction_result **out)
+                       const market_auction_config *config, market_auction_result *out)
 {
     if (m == NULL || config == NULL || out == NULL) {
         return ANM_EINVAL;
     }
-    *out = NULL;
     int rc = ANM_ENOMEM;
     fill *log = NULL;
     size_t n_log = 0, cap_log = 0;
-    market_auction_result *res = calloc(1, sizeof *res);
-    if (res == NULL) {
-        return ANM_ENOMEM;
-    }
-    res->product = product;
-    res->limiting_constraint = -1;
+    market_auction_result *res = out;
+    *res = (market_auction_result){.product = product, .limiting_constraint = -1};
     market__product *p = market__product_get(m, product, 0);
     if (p == NULL) {
-        *out = res;
         return ANM_OK;
     }
-    market_expire(m, now_ms, product);
     size_t n = p->resting;
-    item *sells = market__scratch_buffer(m, SCRATCH_ITEMS_SELL, (n + 1) * sizeof(item));
-    item *buys = market__scratch_buffer(m, SCRATCH_ITEMS_BUY, (n + 1) * sizeof(item));
-    uint64_t *keys = market__scratch_buffer(m, SCRATCH_KEYS, 2 * (n + 1) * sizeof(uint64_t));
+    /* one buffer: offers at [0, ns), bids at [ns, ns + nb) */
+    item *all = market__scratch_buffer(m, SCRATCH_ITEMS, (n + 1) * sizeof(item));
     item *tmp = market__scratch_buffer(m, SCRATCH_TMP, (n + 1) * sizeof(item));
+    uint64_t *keys = market__scratch_buffer(m, SCRATCH_KEYS, 2 * (n + 1) * sizeof(uint64_t));
     uint32_t *next = market__scratch_buffer(m, SCRATCH_NEXT, (n + 1) * sizeof(uint32_t));
     uint32_t *count = market__scratch_buffer(m, SCRATCH_COUNT, ((size_t)1 << 16) * sizeof(uint32_t));
-    if (sells == NULL || buys == NULL || keys == NULL || tmp == NULL || next == NULL ||
-        count == NULL) {
+    if (all == NULL || tmp == NULL || keys == NULL || next == NULL || count == NULL) {
         goto fail;
     }
-    size_t ns = gather(m, &p->sides[MARKET__SELL], sells);
-    size_t nb = gather(m, &p->sides[MARKET__BUY], buys);
-    rc = radix_sort(sells, tmp, ns, 0, keys, keys + n + 1, count);
-    if (rc == ANM_OK) {
-        rc = radix_sort(buys, tmp, nb, 1, keys, keys + n + 1, count);
-    }
+    uint64_t *keys_tmp = keys + n + 1;
+    gathering g = {.now_ms = now_ms, .out = all, .ranks = keys};
+    visit_side(m, &p->sides[MARKET__SELL], gather_visit, &g);
+    size_t ns = g.n;
+    rc = radix_sort(all, tmp, ns, 0, keys, keys_tmp, count);
     if (rc != ANM_OK) {
         goto fail;
     }
+    g = (gathering){.now_ms = now_ms, .out = all + ns, .ranks = keys};
+    visit_side(m, &p->sides[MARKET__BUY], gather_visit, &g);
+    size_t nb = g.n;
+    rc = radix_sort(all + ns, tmp + ns, nb, 1, keys, keys_tmp, count);
+    if (rc != ANM_OK) {
+        goto fail;
+    }
+    item *sells = tmp, *buys = tmp + ns;
     rc = ANM_ENOMEM;
     res->n_bids = nb;
     res->n_offers = ns;
@@ -281,8 +321,8 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
         }
         res->unconstrained_volume = volume;
         if (config->pro_rata && volume > 0) {
-            pro_rata(m, buys, nb, bid_margin, at_bid_margin);
-            pro_rata(m, sells, ns, sell_margin, at_sell_margin);
+            pro_rata(buys, nb, bid_margin, at_bid_margin);
+            pro_rata(sells, ns, sell_margin, at_sell_margin);
         }
     }
 
@@ -291,6 +331,8 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
         next[j] = j + 1 < ns ? (uint32_t)(j + 1) : END;
     }
     next[ns] = ns ? 0 : END; /* sentinel head */
+    double initial_used[MARKET_MAX_CONSTRAINTS];
+    memcpy(initial_used, p->used_mw, sizeof initial_used);
     int64_t max_offer_rank = INT64_MIN;
     double saved_used[MARKET_MAX_CONSTRAINTS];
     for (size_t i = 0; i < nb && p->statement != NULL; i++) {
@@ -309,8 +351,8 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
              * the same in both pricing modes, and within the intersection volume */
             break;
         }
-        const market__order *bo = market__node(m, b->slot);
-        int64_t bneed = b->need_flag ? bo->min_quantity : 0;
+        const item *bo = b;
+        int64_t bneed = b->need;
         memcpy(saved_used, p->used_mw, sizeof saved_used);
         size_t log_start = n_log;
         int64_t want = b->left;
@@ -321,8 +363,8 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
             if (s->rank > b->rank) {
                 break;
             }
-            const market__order *so = market__node(m, s->slot);
-            int64_t sneed = s->need_flag && s->accepted == 0 ? so->min_quantity : 0;
+            const item *so = s;
+            int64_t sneed = s->accepted == 0 ? s->need : 0;
             int64_t chunk = want < s->left ? want : s->left;
             int limiting = -1;
             int64_t f = 0;
@@ -344,10 +386,10 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
                 skipped++; /* a cut pair counts against the scan limit too */
             }
             if (n_log == cap_log) {
-                size_t grown = cap_log ? cap_log * 2 : 1024;
-                fill *l = realloc(log, grown * sizeof *l);
+                size_t grown = cap_log ? cap_log * 2 : nb + ns + 1024;
+                fill *l = market__scratch_buffer(m, SCRATCH_LOG, grown * sizeof *l);
                 if (l == NULL) {
-                    goto fail;
+                    goto fail_walked;
                 }
                 log = l;
                 cap_log = grown;
@@ -390,10 +432,10 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
     }
 
     /* price-setting order: the highest-ranked accepted offer (latest in merit order) */
-    const market__order *setter = NULL;
+    const item *setter = NULL;
     for (size_t j = ns; j-- > 0;) {
         if (sells[j].accepted > 0) {
-            setter = market__node(m, sells[j].slot);
+            setter = &sells[j];
             break;
         }
     }
@@ -405,18 +447,21 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
         res->price_setting_order_id = setter->order_id;
     }
 
-    res->bids = malloc((nb ? nb : 1) * sizeof *res->bids);
-    res->offers = malloc((ns ? ns : 1) * sizeof *res->offers);
-    res->trades = malloc((n_log ? n_log : 1) * sizeof *res->trades);
-    if (res->bids == NULL || res->offers == NULL || res->trades == NULL) {
-        goto fail;
+    market_stack_entry *stacks =
+        market__scratch_buffer(m, SCRATCH_STACKS, (nb + ns + 1) * sizeof *stacks);
+    market_trade *trades = market__scratch_buffer(m, SCRATCH_TRADES, (n_log + 1) * sizeof *trades);
+    if (stacks == NULL || trades == NULL) {
+        goto fail_walked;
     }
-    fill_stack(m, buys, nb, res->bids);
-    fill_stack(m, sells, ns, res->offers);
+    res->bids = stacks;
+    res->offers = stacks + nb;
+    res->trades = trades;
+    fill_stack(buys, nb, res->bids);
+    fill_stack(sells, ns, res->offers);
 
     for (size_t k = 0; k < n_log; k++) {
-        const market__order *bo = market__node(m, buys[log[k].bid].slot);
-        const market__order *so = market__node(m, sells[log[k].offer].slot);
+        const item *bo = &buys[log[k].bid];
+        const item *so = &sells[log[k].offer];
         market_trade t = {.buy_order_id = bo->order_id,
                           .sell_order_id = so->order_id,
                           .buyer = bo->participant,
@@ -442,29 +487,25 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
     }
     res->n_trades = n_log;
 
-    /* apply the fills to the book */
-    item *sides[2] = {sells, buys};
-    size_t counts[2] = {ns, nb};
-    for (int side = 0; side < 2; side++) {
-        for (size_t k = 0; k < counts[side]; k++) {
-            item *it = &sides[side][k];
-            if (it->accepted == 0) {
-                continue;
-            }
-            market__order *o = market__node(m, it->slot);
-            o->filled += it->accepted;
-            if (o->filled == o->quantity) {
-                market__unlink(m, o);
-                market__release(m, it->slot);
-            }
-        }
+    /* apply the fills to the book, visiting the orders in gather order
+     * (sequential in memory) with the accepted volumes scattered by position */
+    int64_t *accepted = (int64_t *)keys; /* the sort keys are no longer needed */
+    for (size_t k = 0; k < ns; k++) {
+        accepted[sells[k].gathered] = sells[k].accepted;
     }
-    free(log);
-    *out = res;
+    applying a = {.accepted = accepted};
+    visit_side(m, &p->sides[MARKET__SELL], apply_visit, &a);
+    for (size_t k = 0; k < nb; k++) {
+        accepted[buys[k].gathered] = buys[k].accepted;
+    }
+    a = (applying){.accepted = accepted};
+    visit_side(m, &p->sides[MARKET__BUY], apply_visit, &a);
     return ANM_OK;
 
+fail_walked:
+    memcpy(p->used_mw, initial_used, sizeof initial_used);
 fail:
-    free(log);
-    market_auction_result_free(&res);
+    /* the book is untouched until the fills are applied, which cannot fail */
+    *res = (market_auction_result){.product = product, .limiting_constraint = -1};
     return rc;
 }

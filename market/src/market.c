@@ -106,9 +106,12 @@ void market_destroy(market **mp)
 void *market__scratch_buffer(market *m, int i, size_t size)
 {
     if (m->scratch.sizes[i] < size) {
-        free(m->scratch.buffers[i]);
-        m->scratch.buffers[i] = malloc(size);
-        m->scratch.sizes[i] = m->scratch.buffers[i] ? size : 0;
+        void *grown = realloc(m->scratch.buffers[i], size);
+        if (grown == NULL) {
+            return NULL; /* the old buffer stays, still owned by the market */
+        }
+        m->scratch.buffers[i] = grown;
+        m->scratch.sizes[i] = size;
     }
     return m->scratch.buffers[i];
 }
@@ -194,20 +197,19 @@ static uint64_t client_hash(uint32_t participant, uint64_t client_order_id)
     return mix64(mix64(participant) ^ client_order_id);
 }
 
-static market__client *client_find(market *m, uint32_t participant, uint64_t client_order_id)
+/* The entry of (participant, client id), or the empty entry where it would
+ * go (order_id 0). The table must have room (client_reserve). */
+static market__client *client_probe(market *m, uint32_t participant, uint64_t client_order_id)
 {
-    if (m->cap_clients == 0) {
-        return NULL;
-    }
     size_t mask = m->cap_clients - 1;
-    for (size_t at = client_hash(participant, client_order_id) & mask;
-         m->clients[at].order_id != 0; at = (at + 1) & mask) {
+    size_t at = client_hash(participant, client_order_id) & mask;
+    for (;; at = (at + 1) & mask) {
         market__client *c = &m->clients[at];
-        if (c->participant == participant && c->client_order_id == client_order_id) {
+        if (c->order_id == 0 ||
+            (c->participant == participant && c->client_order_id == client_order_id)) {
             return c;
         }
     }
-    return NULL;
 }
 
 static market__client *client_slot_for_insert(market__client *table, size_t cap,
@@ -281,11 +283,9 @@ static uint32_t slot_alloc(market *m)
 
 void market__release(market *m, uint32_t slot)
 {
+    /* the client entry keeps the slot; a look-up checks the node still holds
+     * that order (slot_holds), so releasing touches no hash table */
     market__order *o = market__node(m, slot);
-    market__client *c = client_find(m, o->participant, o->client_order_id);
-    if (c != NULL && c->order_id == o->order_id) {
-        c->slot = MARKET__NIL;
-    }
     o->state = MARKET__FREE;
     o->next = m->free_head;
     m->free_head = slot;
@@ -671,7 +671,12 @@ int market_submit(market *m, int64_t now_ms, const market_order_spec *s, market_
     /* a resubmission is answered before validation: the same request gets the
      * same answer even after its gate closed or its validity ended */
     uint64_t hash = content_hash(s);
-    market__client *known = client_find(m, s->participant, s->client_order_id);
+    if (client_reserve(m) != ANM_OK) {
+        reject(r, MARKET_REJECT_BOOK_FULL, "out of memory for the client order index");
+        return ANM_OK;
+    }
+    market__client *c = client_probe(m, s->participant, s->client_order_id);
+    market__client *known = c->order_id != 0 ? c : NULL;
     if (known == NULL && !validate(m, now_ms, s, r)) {
         return ANM_OK;
     }
@@ -687,12 +692,10 @@ int market_submit(market *m, int64_t now_ms, const market_order_spec *s, market_
         r->resubmission = 1;
         if (known->slot != MARKET__NIL) {
             const market__order *o = market__node(m, known->slot);
-            r->resting = o->quantity - o->filled;
+            if (o->state != MARKET__FREE && o->order_id == known->order_id) {
+                r->resting = o->quantity - o->filled;
+            }
         }
-        return ANM_OK;
-    }
-    if (client_reserve(m) != ANM_OK) {
-        reject(r, MARKET_REJECT_BOOK_FULL, "out of memory for the client order index");
         return ANM_OK;
     }
     market__product *p = market__product_get(m, s->product, 1);
@@ -723,8 +726,6 @@ int market_submit(market *m, int64_t now_ms, const market_order_spec *s, market_
             r->filled = match_scan(m, p, &in, now_ms, 1, &r->trades);
         }
     }
-    market__client *c = client_slot_for_insert(m->clients, m->cap_clients, s->participant,
-                                               s->client_order_id);
     *c = (market__client){.client_order_id = s->client_order_id,
                           .order_id = order_id,
                           .content_hash = hash,
@@ -827,7 +828,11 @@ int market_replace(market *m, int64_t now_ms, uint64_t order_id, const market_or
     if (!validate(m, now_ms, s, r)) {
         return ANM_OK;
     }
-    if (client_find(m, s->participant, s->client_order_id) != NULL) {
+    if (client_reserve(m) != ANM_OK) {
+        reject(r, MARKET_REJECT_BOOK_FULL, "out of memory for the client order index");
+        return ANM_OK;
+    }
+    if (client_probe(m, s->participant, s->client_order_id)->order_id != 0) {
         reject(r, MARKET_REJECT_DUPLICATE_ID,
                "client order id %" PRIu64 " of participant %" PRIu32
                " was used for another order",

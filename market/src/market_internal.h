@@ -118,7 +118,8 @@ void market__unlink(market *m, market__order *o);
 int market__rest(market *m, market__product *p, uint32_t slot);
 /* Releases an unlinked node: its client entry forgets the slot. */
 void market__release(market *m, uint32_t slot);
-/* A buffer of at least size bytes in scratch index i (kept across calls); NULL on ENOMEM. */
+/* A buffer of at least size bytes in scratch index i (0..7), kept across calls and
+ * grown with realloc (contents kept); NULL on ENOMEM. */
 void *market__scratch_buffer(market *m, int i, size_t size);
 /* Fills and emits a trade (trade id, on_trade callback). */
 void market__emit(market *m, market_trade *t);

@@ -138,6 +138,10 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
     if (n > 0 && (size_t)n < sizeof pg_version && access(pg_version, F_OK) == 0)
         (void)run_pg("destroy", dir);
     anm_test_rmtree(dir);
+    char lock_path[1024];
+    n = snprintf(lock_path, sizeof lock_path, "%s.lock", dir);
+    if (n > 0 && (size_t)n < sizeof lock_path)
+        unlink(lock_path);
 }
 
 int anm_pg_test_database(char *conninfo, size_t size)

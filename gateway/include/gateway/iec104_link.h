@@ -134,6 +134,9 @@ int gateway_iec104_link_stop(gateway_iec104_link *link, int64_t now_ms);
  */
 int64_t gateway_iec104_link_tick(gateway_iec104_link *link, int64_t now_ms);
 
+/* The deadline tick would return, without running anything. */
+int64_t gateway_iec104_link_next_deadline(const gateway_iec104_link *link);
+
 /*
  * ASDUs submitted and not yet acknowledged, in submission order: first the
  * ones sent and unacknowledged, then the ones still queued. A redundancy

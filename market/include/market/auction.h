@@ -37,8 +37,8 @@ typedef struct market_stack_entry {
 typedef struct market_auction_result {
     market_product product;
     size_t n_bids, n_offers;     /* bids and requirements; offers */
-    market_stack_entry *bids;    /* descending rank */
-    market_stack_entry *offers;  /* ascending rank */
+    market_stack_entry *bids;    /* descending rank (borrowed) */
+    market_stack_entry *offers;  /* ascending rank (borrowed) */
     int64_t unconstrained_volume; /* where the stacks intersect, ignoring the network */
     int64_t accepted_volume;      /* traded after the feasibility cut */
     int has_price;                /* 0 when nothing traded */
@@ -47,16 +47,19 @@ typedef struct market_auction_result {
     uint64_t price_setting_order_id;
     int limiting_constraint;      /* first constraint that cut a pair, or -1 */
     size_t n_trades;
-    market_trade *trades;         /* also sent to config.on_trade */
+    market_trade *trades;         /* in execution order; also sent to config.on_trade */
 } market_auction_result;
 
 /*
  * Runs the auction of product at engine time now_ms (expired orders are
- * dropped first). *out gets a new result (free with
- * market_auction_result_free). ANM_OK, ANM_EINVAL, ANM_ENOMEM.
+ * dropped first) and fills *out. The arrays out points to (stacks, trades)
+ * are borrowed: owned by the market, reused by the next auction, valid until
+ * the next market_auction_run or market_destroy (so a service clearing
+ * 10^6 orders allocates nothing after its first auction). ANM_OK,
+ * ANM_EINVAL, ANM_ENOMEM, ANM_ERANGE (ranks of one side spread over more
+ * than 2^40 units: a floor/ceiling that wide is refused).
  */
 int market_auction_run(market *m, int64_t now_ms, market_product product,
-                       const market_auction_config *config, market_auction_result **out);
-void market_auction_result_free(market_auction_result **result);
+                       const market_auction_config *config, market_auction_result *out);
 
 #endif

@@ -99,7 +99,7 @@ static void write_sql(const char *dir, const char *name, const char *text)
     cr_assert_eq(anm_test_write_file(path, text), 0);
 }
 
-Test(db, migrate_fresh_then_again_is_a_no_op, .timeout = 60)
+Test(db, migrate_fresh_then_again_is_a_no_op)
 {
     char conninfo[1024], dir[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -132,7 +132,7 @@ Test(db, migrate_fresh_then_again_is_a_no_op, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, changed_migration_is_an_error, .timeout = 60)
+Test(db, changed_migration_is_an_error)
 {
     char conninfo[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -161,7 +161,7 @@ Test(db, changed_migration_is_an_error, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, failed_migration_leaves_nothing_behind, .timeout = 60)
+Test(db, failed_migration_leaves_nothing_behind)
 {
     char conninfo[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -187,7 +187,7 @@ Test(db, failed_migration_leaves_nothing_behind, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, cli_migrate_and_status, .timeout = 60)
+Test(db, cli_migrate_and_status)
 {
     char conninfo[1024], anm[1024], dir[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -232,7 +232,7 @@ Test(db, cli_migrate_and_status, .timeout = 60)
 /* 2021-10-31T00:00:00Z, the autumn clock-change day (50 settlement periods) */
 #define DAY_START_US INT64_C(1635638400000000)
 
-Test(db, copy_binary_rows_arrive_exactly, .timeout = 60)
+Test(db, copy_binary_rows_arrive_exactly)
 {
     char conninfo[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -286,7 +286,7 @@ Test(db, copy_binary_rows_arrive_exactly, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, copy_binary_every_type_and_errors, .timeout = 60)
+Test(db, copy_binary_every_type_and_errors)
 {
     char conninfo[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -327,7 +327,7 @@ Test(db, copy_binary_every_type_and_errors, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, parameters_errors_and_transactions, .timeout = 60)
+Test(db, parameters_errors_and_transactions)
 {
     char conninfo[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -363,7 +363,7 @@ Test(db, parameters_errors_and_transactions, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, partitions_are_created_ahead_once, .timeout = 60)
+Test(db, partitions_are_created_ahead_once)
 {
     char conninfo[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -387,7 +387,7 @@ Test(db, partitions_are_created_ahead_once, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, registry_load_upserts_by_id, .timeout = 60)
+Test(db, registry_load_upserts_by_id)
 {
     char conninfo[1024], zone_file[1024], anm[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -471,7 +471,7 @@ Test(db, registry_load_upserts_by_id, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, durable_settings, .timeout = 60)
+Test(db, durable_settings)
 {
     char conninfo[1024];
     anm_db *db = fresh_db(conninfo, sizeof conninfo);
@@ -482,7 +482,7 @@ Test(db, durable_settings, .timeout = 60)
     anm_db_destroy(&db);
 }
 
-Test(db, reconnects_after_the_server_restarts, .timeout = 120)
+Test(db, reconnects_after_the_server_restarts)
 {
     anm_pg_cluster *cluster = NULL;
     cr_assert_eq(anm_pg_cluster_start(&cluster), 0);
