@@ -17,3 +17,10 @@ if(NOT TARGET anm::glpk)
   set_target_properties(anm::glpk PROPERTIES IMPORTED_LOCATION ${GLPK_LIBRARY}
                                              INTERFACE_INCLUDE_DIRECTORIES ${GLPK_INCLUDE_DIR})
 endif()
+# Gateway routes: MQTT (libmosquitto), HTTPS client (libcurl), HTTPS server
+# for the Data Concentrator emulator (libmicrohttpd, built with GnuTLS on
+# Debian), and OpenSSL (TLS material and JWS).
+pkg_check_modules(MOSQUITTO REQUIRED IMPORTED_TARGET libmosquitto)
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+pkg_check_modules(MICROHTTPD REQUIRED IMPORTED_TARGET libmicrohttpd)
+pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)

@@ -7,6 +7,8 @@
  * row of the dispatch table below and parses its own options, so later
  * subcommands (curtail, pcf, day-ahead) slot in beside these.
  */
+#include "cmd_pcf.h"
+#include "curtail.h"
 #include "engine/cli.h"
 #include "engine/error.h"
 #include "engine/network.h"
@@ -32,6 +34,9 @@ typedef struct command {
 } command;
 
 static int run_matrix_command(const command *self, int argc, char **argv);
+static int run_curtail_command(const command *self, int argc, char **argv);
+static int run_pcf_command(const command *self, int argc, char **argv);
+static int run_day_ahead_command(const command *self, int argc, char **argv);
 
 static const command commands[] = {
     {"dcpf", "CASE.m [--format csv|json]",
@@ -45,6 +50,30 @@ static const command commands[] = {
      "LODF: flow change on each branch per MW of pre-outage flow on each outaged branch (NaN "
      "where the outage islands the network)",
      run_matrix_command},
+    {"curtail",
+     "[--case CASE.m] --zones ZONES.json [--zone ID] [--demand-scale S]\n"
+     "      [--available DER=MW[,DER=MW...]] [--outage BRANCH[,BRANCH...]] [--date YYYY-MM-DD]\n"
+     "      [--format text|json]",
+     "one sample through the zone's ANM rule: each DER's available, dispatched and curtailed "
+     "MW,\n      each monitored flow after curtailment with its limit (preventive: the worst "
+     "post-fault\n      flow and its contingency), unresolved or not. DERs not in --available "
+     "are at capacity;\n      demand scale 1 by default; the case from the zone file's \"case\" "
+     "key when --case is absent",
+     run_curtail_command},
+    {"pcf",
+     "--inputs FILE --zones ZONES.json [--case CASE.m] [--zone ID] [--period N]\n"
+     "      [--samples N | --ci-width W] [--seed S] [--threads T] [--format text|json]\n"
+     "      [--export FILE]",
+     "Monte Carlo PCF of one period (default the inputs' first): per DER the probability of\n"
+     "      curtailment, expected and quantile curtailed MW, with standard errors; per zone\n"
+     "      P(ANM acts), headroom and binding constraints (docs/inputs.md)",
+     run_pcf_command},
+    {"day-ahead",
+     "--inputs FILE --zones ZONES.json --out STATEMENT.json [--date D] [--case CASE.m]\n"
+     "      [--zone ID] [--samples N | --ci-width W] [--seed S] [--threads T] [--clock SPEC]",
+     "the day-ahead constraint statement of every period of the inputs' settlement day\n"
+     "      (docs/constraint-statement.md); prints per DER the day's PCF and curtailed MWh",
+     run_day_ahead_command},
 };
 
 static void print_help(void)
@@ -290,6 +319,24 @@ free_all:
     forecast_dc_model_destroy(&model);
     anm_case_destroy(&c);
     return status;
+}
+
+static int run_curtail_command(const command *self, int argc, char **argv)
+{
+    (void)self;
+    return forecast_cli_curtail(program, argc, argv);
+}
+
+static int run_pcf_command(const command *self, int argc, char **argv)
+{
+    (void)self;
+    return forecast_cli_pcf(program, argc, argv);
+}
+
+static int run_day_ahead_command(const command *self, int argc, char **argv)
+{
+    (void)self;
+    return forecast_cli_day_ahead(program, argc, argv);
 }
 
 int main(int argc, char **argv)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static void set_reason(gateway__iec104_conn *conn, const char *reason)
@@ -69,6 +70,11 @@ void gateway__iec104_conn_close(gateway__iec104_conn *conn)
         close(conn->fd);
     conn->fd = -1;
     gateway_iec104_link_destroy(&conn->link);
+    free(conn->stamp_ms);
+    free(conn->stamp_values);
+    conn->stamp_ms = NULL;
+    conn->stamp_values = NULL;
+    conn->stamp_head = conn->stamp_count = conn->stamp_cap = 0;
 }
 
 void gateway__iec104_conn_drain(gateway__iec104_conn *conn, int64_t now_ms,

@@ -21,6 +21,12 @@ typedef struct gateway__iec104_conn {
     size_t input_start;
     size_t input_end;
     int closed;           /* the socket must close */
+    /* per submitted ASDU, in link order: earliest measurement time of its
+       spontaneous values and their count (count 0: not a measurement);
+       a ring owned by the server that submits (the client leaves it empty) */
+    int64_t *stamp_ms;
+    uint32_t *stamp_values;
+    size_t stamp_head, stamp_count, stamp_cap;
     char close_reason[256];
 } gateway__iec104_conn;
 

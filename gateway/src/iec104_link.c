@@ -426,6 +426,18 @@ const uint8_t *gateway_iec104_link_pending_get(const gateway_iec104_link *link, 
     return slot->data;
 }
 
+int gateway_iec104_link_discard_pending(gateway_iec104_link *link)
+{
+    if (link == NULL)
+        return ANM_EINVAL;
+    if (link->unacked > 0 && link->state != GATEWAY_IEC104_LINK_CLOSED)
+        return ANM_ESTATE;
+    link->head = 0;
+    link->count = 0;
+    link->unacked = 0;
+    return ANM_OK;
+}
+
 /* ---- receive --------------------------------------------------------------------- */
 
 static unsigned sequence_distance(uint16_t from, uint16_t to)

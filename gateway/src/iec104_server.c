@@ -40,6 +40,12 @@ struct gateway_iec104_server {
     gateway_iec104_asdu scratch; /* decode/encode buffer: one thread per server */
     struct pollfd *pollfds;
     size_t cap_pollfds;
+    /* redundancy group: the started connection, and a never-started link
+     * used purely as the ordered, memory-bounded queue of waiting ASDUs */
+    gateway__iec104_conn *active;
+    gateway_iec104_link *holding;
+    gateway_iec104_server_ack_fn ack_fn;
+    void *ack_arg;
 };
 
 void gateway_iec104_server_config_default(gateway_iec104_server_config *config)
@@ -103,7 +109,6 @@ static int open_listener(const gateway_iec104_server_config *config, int *fd_out
 int gateway_iec104_server_new(const gateway_iec104_server_config *config, int64_t now_ms,
                               gateway_iec104_server **out, anm_error_detail *detail)
 {
-    (void)now_ms;
     if (config == NULL || out == NULL)
         return ANM_EINVAL;
     *out = NULL;
@@ -126,8 +131,16 @@ int gateway_iec104_server_new(const gateway_iec104_server_config *config, int64_
         return ANM_ENOMEM;
     server->config = *config;
     server->config.link = link;
+    if (config->redundancy_group) {
+        rc = gateway_iec104_link_new(&server->config.link, now_ms, &server->holding, detail);
+        if (rc != ANM_OK) {
+            free(server);
+            return rc;
+        }
+    }
     rc = open_listener(&server->config, &server->listen_fd, &server->port, detail);
     if (rc != ANM_OK) {
+        gateway_iec104_link_destroy(&server->holding);
         free(server);
         return rc;
     }
@@ -149,6 +162,7 @@ void gateway_iec104_server_destroy(gateway_iec104_server **server)
     free(s->conns);
     free(s->points);
     free(s->pollfds);
+    gateway_iec104_link_destroy(&s->holding);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     free(s);
@@ -233,16 +247,70 @@ static void close_conn(gateway_iec104_server *server, gateway__iec104_conn *conn
     anm_log_warn(COMPONENT, "closing client \"%s\": %s", conn->peer, conn->close_reason);
 }
 
-static void submit(gateway_iec104_server *server, gateway__iec104_conn *conn,
-                   const uint8_t *asdu, size_t size, int64_t now_ms)
+/* Records the latency stamp of an ASDU just submitted on conn (ring buffer). */
+static int push_stamp(gateway__iec104_conn *conn, int64_t measured_ms, size_t values)
+{
+    if (conn->stamp_count == conn->stamp_cap) {
+        size_t cap = conn->stamp_cap ? conn->stamp_cap * 2 : 64;
+        int64_t *ms = malloc(cap * sizeof *ms);
+        uint32_t *vs = malloc(cap * sizeof *vs);
+        if (ms == NULL || vs == NULL) {
+            free(ms);
+            free(vs);
+            return ANM_ENOMEM;
+        }
+        for (size_t i = 0; i < conn->stamp_count; i++) {
+            size_t at = (conn->stamp_head + i) % conn->stamp_cap;
+            ms[i] = conn->stamp_ms[at];
+            vs[i] = conn->stamp_values[at];
+        }
+        free(conn->stamp_ms);
+        free(conn->stamp_values);
+        conn->stamp_ms = ms;
+        conn->stamp_values = vs;
+        conn->stamp_head = 0;
+        conn->stamp_cap = cap;
+    }
+    size_t at = (conn->stamp_head + conn->stamp_count) % conn->stamp_cap;
+    conn->stamp_ms[at] = measured_ms;
+    conn->stamp_values[at] = (uint32_t)values;
+    conn->stamp_count++;
+    return ANM_OK;
+}
+
+/* n ASDUs of conn were acknowledged: report the measurements among them. */
+static void pop_stamps(gateway_iec104_server *server, gateway__iec104_conn *conn, size_t n,
+                       int64_t now_ms)
+{
+    for (size_t i = 0; i < n && conn->stamp_count > 0; i++) {
+        int64_t ms = conn->stamp_ms[conn->stamp_head];
+        uint32_t values = conn->stamp_values[conn->stamp_head];
+        conn->stamp_head = (conn->stamp_head + 1) % conn->stamp_cap;
+        conn->stamp_count--;
+        if (values > 0 && server->ack_fn != NULL)
+            server->ack_fn(server->ack_arg, ms, values, now_ms);
+    }
+}
+
+static void submit_stamped(gateway_iec104_server *server, gateway__iec104_conn *conn,
+                           const uint8_t *asdu, size_t size, int64_t now_ms, int64_t measured_ms,
+                           size_t values)
 {
     if (conn->closed)
         return;
     int rc = gateway_iec104_link_submit(conn->link, asdu, size, now_ms);
+    if (rc == ANM_OK && push_stamp(conn, measured_ms, values) != ANM_OK)
+        rc = ANM_ENOMEM;
     if (rc == ANM_EFULL)
         close_conn(server, conn, "send queue full: client is not acknowledging");
     else if (rc != ANM_OK)
         close_conn(server, conn, anm_strerror(rc));
+}
+
+static void submit(gateway_iec104_server *server, gateway__iec104_conn *conn,
+                   const uint8_t *asdu, size_t size, int64_t now_ms)
+{
+    submit_stamped(server, conn, asdu, size, now_ms, 0, 0);
 }
 
 static int is_sending(const gateway__iec104_conn *conn)
@@ -251,16 +319,120 @@ static int is_sending(const gateway__iec104_conn *conn)
            gateway_iec104_link_get_state(conn->link) == GATEWAY_IEC104_LINK_STARTED;
 }
 
-static void broadcast(gateway_iec104_server *server, const uint8_t *asdu, size_t size,
-                      int64_t now_ms)
+static int broadcast_stamped(gateway_iec104_server *server, const uint8_t *asdu, size_t size,
+                             int64_t now_ms, int64_t measured_ms, size_t values)
 {
+    if (server->holding != NULL) {
+        gateway__iec104_conn *active = server->active;
+        if (active != NULL && is_sending(active)) {
+            submit_stamped(server, active, asdu, size, now_ms, measured_ms, values);
+            gateway__iec104_conn_flush(active);
+            return ANM_OK;
+        }
+        int rc = gateway_iec104_link_submit(server->holding, asdu, size, now_ms);
+        if (rc != ANM_OK)
+            anm_log_error(COMPONENT, "redundancy group queue refused a value: %s",
+                          anm_strerror(rc));
+        return rc;
+    }
     for (size_t i = 0; i < server->n_conns; i++) {
         gateway__iec104_conn *conn = server->conns[i];
         if (is_sending(conn)) {
-            submit(server, conn, asdu, size, now_ms);
+            submit_stamped(server, conn, asdu, size, now_ms, measured_ms, values);
             gateway__iec104_conn_flush(conn);
         }
     }
+    return ANM_OK;
+}
+
+static int broadcast(gateway_iec104_server *server, const uint8_t *asdu, size_t size,
+                     int64_t now_ms)
+{
+    return broadcast_stamped(server, asdu, size, now_ms, 0, 0);
+}
+
+/* Appends every pending ASDU of from to target (in order) and empties from. */
+static void move_pending(gateway_iec104_server *server, gateway_iec104_link *from,
+                         gateway_iec104_link *target, int64_t now_ms)
+{
+    size_t n = gateway_iec104_link_pending_count(from);
+    for (size_t i = 0; i < n; i++) {
+        size_t size = 0;
+        const uint8_t *asdu = gateway_iec104_link_pending_get(from, i, &size);
+        int rc = gateway_iec104_link_submit(target, asdu, size, now_ms);
+        if (rc != ANM_OK)
+            anm_log_error(COMPONENT, "redundancy switchover lost %zu values: %s", n - i,
+                          anm_strerror(rc));
+        if (rc != ANM_OK)
+            break;
+    }
+    (void)gateway_iec104_link_discard_pending(from);
+    (void)server;
+}
+
+/*
+ * The active connection is gone (closed or replaced): its pending ASDUs go
+ * in front of the group queue.
+ */
+static void retire_active(gateway_iec104_server *server, int64_t now_ms)
+{
+    gateway__iec104_conn *old = server->active;
+    server->active = NULL;
+    if (old == NULL || old->link == NULL || gateway_iec104_link_pending_count(old->link) == 0)
+        return;
+    gateway_iec104_link *queue = NULL;
+    if (gateway_iec104_link_new(&server->config.link, now_ms, &queue, NULL) != ANM_OK) {
+        anm_log_error(COMPONENT, "redundancy switchover: out of memory");
+        return;
+    }
+    move_pending(server, old->link, queue, now_ms);
+    old->stamp_count = 0; /* resent values are not latency-reported */
+    move_pending(server, server->holding, queue, now_ms);
+    gateway_iec104_link_destroy(&server->holding);
+    server->holding = queue;
+}
+
+/* conn was started: it becomes the active connection of the group. */
+static void activate(gateway_iec104_server *server, gateway__iec104_conn *conn, int64_t now_ms)
+{
+    gateway__iec104_conn *old = server->active;
+    if (old != NULL && old != conn && !old->closed) {
+        gateway_iec104_link_state state = gateway_iec104_link_get_state(old->link);
+        if (state == GATEWAY_IEC104_LINK_STARTED || state == GATEWAY_IEC104_LINK_STOP_PENDING) {
+            old->closed = 1;
+            int n = snprintf(old->close_reason, sizeof old->close_reason,
+                             "superseded by STARTDT on \"%s\" in the redundancy group",
+                             conn->peer);
+            if (n < 0)
+                old->close_reason[0] = '\0';
+            anm_log_warn(COMPONENT, "closing client \"%s\": %s", old->peer, old->close_reason);
+        }
+    }
+    if (old != conn) {
+        retire_active(server, now_ms);
+        server->active = conn;
+    }
+    size_t backlog = gateway_iec104_link_pending_count(server->holding);
+    if (backlog > 0)
+        anm_log_info(COMPONENT, "client \"%s\" takes over the redundancy group: resending %zu",
+                     conn->peer, backlog);
+    size_t n = backlog;
+    for (size_t i = 0; i < n; i++) {
+        size_t size = 0;
+        const uint8_t *asdu = gateway_iec104_link_pending_get(server->holding, i, &size);
+        submit(server, conn, asdu, size, now_ms);
+    }
+    (void)gateway_iec104_link_discard_pending(server->holding);
+}
+
+size_t gateway_iec104_server_group_backlog(const gateway_iec104_server *server)
+{
+    if (server == NULL || server->holding == NULL)
+        return 0;
+    size_t n = gateway_iec104_link_pending_count(server->holding);
+    if (server->active != NULL && server->active->link != NULL && !is_sending(server->active))
+        n += gateway_iec104_link_pending_count(server->active->link);
+    return n;
 }
 
 static void fill_object(const gateway_iec104_server *server, const point *p,
@@ -311,8 +483,98 @@ int gateway_iec104_server_update(gateway_iec104_server *server, uint32_t ioa, do
     int rc = gateway_iec104_asdu_encode(asdu, bytes, sizeof bytes, &size);
     if (rc != ANM_OK)
         return rc;
-    broadcast(server, bytes, size, now_ms);
-    return ANM_OK;
+    return broadcast(server, bytes, size, now_ms);
+}
+
+int gateway_iec104_server_update_many(gateway_iec104_server *server,
+                                      const gateway_iec104_point_update *updates, size_t n,
+                                      int spontaneous, int test, int64_t now_ms)
+{
+    if (server == NULL || (updates == NULL && n > 0))
+        return ANM_EINVAL;
+    gateway_iec104_asdu *asdu = &server->scratch;
+    int rc = ANM_OK;
+    int open = 0;
+    size_t per_asdu = 0;
+    int64_t earliest = 0;
+    for (size_t i = 0; i <= n; i++) {
+        point *p = NULL;
+        if (i < n) {
+            size_t at = point_lower_bound(server, updates[i].ioa);
+            if (at >= server->n_points || server->points[at].ioa != updates[i].ioa) {
+                rc = ANM_ENOTFOUND;
+            } else {
+                gateway_iec104_cp56 check;
+                if (gateway_iec104_cp56_from_utc_ms(updates[i].utc_ms, &server->config.time,
+                                                    &check) != ANM_OK)
+                    rc = ANM_ERANGE;
+                p = &server->points[at];
+            }
+        }
+        if (rc != ANM_OK)
+            p = NULL;
+        uint8_t type = 0;
+        if (p != NULL) {
+            p->value = (float)updates[i].value;
+            p->quality = updates[i].quality;
+            p->utc_ms = updates[i].utc_ms;
+            type = p->kind == GATEWAY_IEC104_POINT_SINGLE ? GATEWAY_IEC104_M_SP_TB_1
+                                                          : GATEWAY_IEC104_M_ME_TF_1;
+        }
+        if (!spontaneous) {
+            if (p == NULL)
+                break;
+            continue;
+        }
+        /* flush the open ASDU when done, on a change of type, or when full */
+        if (open && (p == NULL || asdu->type != type || asdu->count >= per_asdu)) {
+            uint8_t bytes[GATEWAY_IEC104_MAX_ASDU];
+            size_t size = 0;
+            int erc = gateway_iec104_asdu_encode(asdu, bytes, sizeof bytes, &size);
+            if (erc != ANM_OK)
+                return erc;
+            (void)broadcast_stamped(server, bytes, size, now_ms, earliest, asdu->count);
+            open = 0;
+        }
+        if (p == NULL)
+            break;
+        if (!open) {
+            memset(asdu, 0, offsetof(gateway_iec104_asdu, objects));
+            asdu->type = type;
+            asdu->cause = GATEWAY_IEC104_COT_SPONTANEOUS;
+            asdu->test = test ? 1 : 0;
+            asdu->common_address = server->config.common_address;
+            per_asdu = (GATEWAY_IEC104_MAX_ASDU - GATEWAY_IEC104_ASDU_HEADER) /
+                       (3 + gateway_iec104_element_size(type));
+            earliest = p->utc_ms;
+            open = 1;
+        }
+        if (p->utc_ms < earliest)
+            earliest = p->utc_ms;
+        fill_object(server, p, &asdu->objects[asdu->count++], 1);
+    }
+    return rc;
+}
+
+void gateway_iec104_server_set_ack_handler(gateway_iec104_server *server,
+                                           gateway_iec104_server_ack_fn fn, void *arg)
+{
+    if (server == NULL)
+        return;
+    server->ack_fn = fn;
+    server->ack_arg = arg;
+}
+
+size_t gateway_iec104_server_backlog(const gateway_iec104_server *server)
+{
+    if (server == NULL)
+        return 0;
+    size_t n = server->holding ? gateway_iec104_link_pending_count(server->holding) : 0;
+    for (size_t i = 0; i < server->n_conns; i++) {
+        if (server->conns[i]->link != NULL)
+            n += gateway_iec104_link_pending_count(server->conns[i]->link);
+    }
+    return n;
 }
 
 /*
@@ -347,7 +609,7 @@ static void send_points(gateway_iec104_server *server, gateway__iec104_conn *con
         if (conn != NULL)
             submit(server, conn, bytes, size, now_ms);
         else
-            broadcast(server, bytes, size, now_ms);
+            (void)broadcast(server, bytes, size, now_ms);
     }
 }
 
@@ -452,6 +714,8 @@ static void on_event(void *arg, gateway__iec104_conn *conn, const gateway_iec104
         break;
     case GATEWAY_IEC104_EVENT_STARTED:
         anm_log_info(COMPONENT, "client \"%s\" started data transfer", conn->peer);
+        if (server->holding != NULL)
+            activate(server, conn, now_ms);
         break;
     case GATEWAY_IEC104_EVENT_STOPPED:
         anm_log_info(COMPONENT, "client \"%s\" stopped data transfer", conn->peer);
@@ -461,6 +725,7 @@ static void on_event(void *arg, gateway__iec104_conn *conn, const gateway_iec104
         anm_log_warn(COMPONENT, "closing client \"%s\": %s", conn->peer, event->reason);
         break;
     case GATEWAY_IEC104_EVENT_ACKED:
+        pop_stamps(server, conn, event->acked, now_ms);
         break;
     }
 }
@@ -507,11 +772,13 @@ static void accept_clients(gateway_iec104_server *server, int64_t now_ms)
     }
 }
 
-static void remove_closed(gateway_iec104_server *server)
+static void remove_closed(gateway_iec104_server *server, int64_t now_ms)
 {
     size_t kept = 0;
     for (size_t i = 0; i < server->n_conns; i++) {
         gateway__iec104_conn *conn = server->conns[i];
+        if (conn->closed && conn == server->active)
+            retire_active(server, now_ms);
         if (conn->closed) {
             anm_log_info(COMPONENT, "client \"%s\" disconnected: %s", conn->peer,
                          conn->close_reason);
@@ -567,7 +834,7 @@ int gateway_iec104_server_run_once(gateway_iec104_server *server, int64_t now_ms
         gateway__iec104_conn_drain(conn, now_ms, on_event, server);
         gateway__iec104_conn_flush(conn);
     }
-    remove_closed(server);
+    remove_closed(server, now_ms);
     return ANM_OK;
 }
 

@@ -70,6 +70,15 @@ market *market_new(const market_config *config)
     if (m->config.weighting_permille == 0) {
         m->config.weighting_permille = 1000;
     }
+    /* ranks in the smallest exact unit keep the auction's radix sort short */
+    int64_t a = m->config.weighting_permille, b = 1000;
+    while (b != 0) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    m->rank_price_factor = m->config.weighting_permille / a;
+    m->rank_availability_factor = 1000 / a;
     m->free_head = MARKET__NIL;
     m->next_sequence = 1;
     m->next_trade_id = 1;
@@ -96,7 +105,7 @@ void market_destroy(market **mp)
     free(m->products);
     free(m->product_index);
     free(m->clients);
-    for (size_t i = 0; i < 8; i++) {
+    for (size_t i = 0; i < sizeof m->scratch.buffers / sizeof m->scratch.buffers[0]; i++) {
         free(m->scratch.buffers[i]);
     }
     free(m);
@@ -181,9 +190,7 @@ market__product *market__product_get(market *m, market_product key, int create)
     p->key = key;
     p->number = (uint32_t)m->n_products;
     p->mode = m->config.initial_mode;
-    for (int s = 0; s < 2; s++) {
-        p->sides[s].call_head = p->sides[s].call_tail = MARKET__NIL;
-    }
+    p->call_head = p->call_tail = MARKET__NIL;
     m->products[m->n_products] = p;
     product_index_insert(m, (uint32_t)m->n_products);
     m->n_products++;
@@ -254,6 +261,24 @@ size_t market_index_bytes_per_order_max(void)
            CLIENT_MAX_LOAD_NUM;
 }
 
+void market_memory_usage(const market *m, market_memory *out)
+{
+    *out = (market_memory){0};
+    out->book_bytes = sizeof *m + m->n_blocks * (MARKET__BLOCK_SIZE * sizeof(market__order)) +
+                      m->n_blocks * sizeof *m->blocks + m->cap_clients * sizeof *m->clients +
+                      m->cap_products * sizeof *m->products +
+                      m->product_index_cap * sizeof *m->product_index;
+    for (size_t i = 0; i < m->n_products; i++) {
+        const market__product *p = m->products[i];
+        out->book_bytes += sizeof *p + (p->sides[0].cap_levels + p->sides[1].cap_levels) *
+                                           sizeof(market__level);
+        out->resting_orders += p->resting;
+    }
+    for (size_t i = 0; i < sizeof m->scratch.sizes / sizeof m->scratch.sizes[0]; i++) {
+        out->scratch_bytes += m->scratch.sizes[i];
+    }
+}
+
 /* ---- pool --------------------------------------------------------------- */
 
 static uint32_t slot_alloc(market *m)
@@ -322,8 +347,8 @@ int market__rest(market *m, market__product *p, uint32_t slot)
     market__side *s = &p->sides[market_side_is_buy((market_side)o->side)];
     uint32_t *head, *tail;
     if (p->mode == MARKET_MODE_CALL) {
-        head = &s->call_head;
-        tail = &s->call_tail;
+        head = &p->call_head;
+        tail = &p->call_tail;
         o->state = MARKET__IN_CALL;
     } else {
         int64_t key = level_key(o);
@@ -355,6 +380,7 @@ int market__rest(market *m, market__product *p, uint32_t slot)
     }
     *tail = slot;
     p->resting++;
+    s->resting++;
     return ANM_OK;
 }
 
@@ -365,8 +391,8 @@ void market__unlink(market *m, market__order *o)
     uint32_t *head, *tail;
     size_t at = 0;
     if (o->state == MARKET__IN_CALL) {
-        head = &s->call_head;
-        tail = &s->call_tail;
+        head = &p->call_head;
+        tail = &p->call_tail;
     } else {
         at = level_lower_bound(s, level_key(o));
         head = &s->levels[at].head;
@@ -388,6 +414,7 @@ void market__unlink(market *m, market__order *o)
     }
     o->prev = o->next = MARKET__NIL;
     p->resting--;
+    s->resting--;
 }
 
 void market__emit(market *m, market_trade *t)
@@ -610,16 +637,14 @@ static int64_t match_scan(market *m, market__product *p, incoming *in, int64_t n
             int64_t chunk = remaining < left ? remaining : left;
             uint32_t sell_der = in_buys ? o->der : in->der;
             uint32_t buy_der = in_buys ? in->der : o->der;
-            int64_t feasible = chunk >= need ? market_statement_feasible(p->statement, used,
-                                                                         sell_der, buy_der, chunk,
-                                                                         NULL)
+            int64_t feasible = chunk >= need ? market_statement_take(p->statement, used, sell_der,
+                                                                     buy_der, chunk, need, NULL)
                                              : 0;
-            if (feasible <= 0 || feasible < need) {
+            if (feasible == 0) {
                 skipped++;
                 slot = next;
                 continue;
             }
-            market_statement_apply(p->statement, used, sell_der, buy_der, feasible);
             remaining -= feasible;
             done += feasible;
             if (commit) {
@@ -706,8 +731,8 @@ int market_submit(market *m, int64_t now_ms, const market_order_spec *s, market_
         return ANM_OK;
     }
     uint64_t order_id = m->next_sequence++ << MARKET__SLOT_BITS | slot;
-    int64_t rank = (int64_t)s->price_ticks * m->config.weighting_permille +
-                   (int64_t)s->availability_ticks * 1000;
+    int64_t rank = (int64_t)s->price_ticks * m->rank_price_factor +
+                   (int64_t)s->availability_ticks * m->rank_availability_factor;
     incoming in = {.order_id = order_id,
                    .participant = s->participant,
                    .der = s->der,
@@ -907,17 +932,17 @@ int market_set_mode(market *m, market_product product, market_mode mode)
     p->mode = mode;
     if (mode == MARKET_MODE_CONTINUOUS) {
         /* move call-list orders into levels, in arrival order (time priority kept) */
-        for (int side = 0; side < 2; side++) {
-            uint32_t slot = p->sides[side].call_head;
-            p->sides[side].call_head = p->sides[side].call_tail = MARKET__NIL;
-            while (slot != MARKET__NIL) {
-                uint32_t next = market__node(m, slot)->next;
-                p->resting--;
-                if (market__rest(m, p, slot) != ANM_OK) {
-                    return ANM_ENOMEM;
-                }
-                slot = next;
+        uint32_t slot = p->call_head;
+        p->call_head = p->call_tail = MARKET__NIL;
+        while (slot != MARKET__NIL) {
+            market__order *o = market__node(m, slot);
+            uint32_t next = o->next;
+            p->resting--;
+            p->sides[market_side_is_buy((market_side)o->side)].resting--;
+            if (market__rest(m, p, slot) != ANM_OK) {
+                return ANM_ENOMEM;
             }
+            slot = next;
         }
     }
     return ANM_OK;
@@ -948,17 +973,17 @@ size_t market_expire(market *m, int64_t now_ms, market_product product)
                 li = s->n_levels;
             }
         }
-        uint32_t slot = s->call_head;
-        while (slot != MARKET__NIL) {
-            market__order *o = market__node(m, slot);
-            uint32_t next = o->next;
-            if (o->valid_until_ms <= now_ms) {
-                market__unlink(m, o);
-                market__release(m, slot);
-                removed++;
-            }
-            slot = next;
+    }
+    uint32_t slot = p->call_head;
+    while (slot != MARKET__NIL) {
+        market__order *o = market__node(m, slot);
+        uint32_t next = o->next;
+        if (o->valid_until_ms <= now_ms) {
+            market__unlink(m, o);
+            market__release(m, slot);
+            removed++;
         }
+        slot = next;
     }
     return removed;
 }

@@ -4,7 +4,8 @@
  * Orders live in a pool of fixed-size nodes allocated in blocks of 65,536
  * (no per-order malloc, no reallocation that moves nodes). A resting order
  * is in exactly one intrusive doubly linked list: the FIFO of its price
- * level (continuous mode) or its side's call list (call mode). Price levels
+ * level (continuous mode) or its product's call list (call mode: both sides
+ * in one list, so the auction reads the nodes in one sequential pass). Price levels
  * of a side are a sorted array, best level last.
  */
 #ifndef MARKET_INTERNAL_H
@@ -61,7 +62,7 @@ typedef struct market__level {
 typedef struct market__side {
     market__level *levels;    /* ascending key; best last */
     size_t n_levels, cap_levels;
-    uint32_t call_head, call_tail;
+    size_t resting;           /* orders of this side in levels or the call list */
 } market__side;
 
 typedef struct market__product {
@@ -71,6 +72,7 @@ typedef struct market__product {
     market_statement *statement; /* owned, may be NULL */
     double used_mw[MARKET_MAX_CONSTRAINTS];
     market__side sides[2];
+    uint32_t call_head, call_tail; /* call mode: both sides, in arrival order */
     size_t resting;
 } market__product;
 
@@ -84,12 +86,14 @@ typedef struct market__client {
 
 /* Scratch buffers of the auction, kept between runs (reused, grown). */
 typedef struct market__scratch {
-    void *buffers[8];
-    size_t sizes[8];
+    void *buffers[12];
+    size_t sizes[12];
 } market__scratch;
 
 struct market {
     market_config config;
+    int64_t rank_price_factor;        /* w / gcd(w, 1000) */
+    int64_t rank_availability_factor; /* 1000 / gcd(w, 1000) */
     market__order **blocks;
     size_t n_blocks;
     uint32_t n_slots;         /* slots handed out so far */
@@ -118,7 +122,7 @@ void market__unlink(market *m, market__order *o);
 int market__rest(market *m, market__product *p, uint32_t slot);
 /* Releases an unlinked node: its client entry forgets the slot. */
 void market__release(market *m, uint32_t slot);
-/* A buffer of at least size bytes in scratch index i (0..7), kept across calls and
+/* A buffer of at least size bytes in scratch index i (0..11), kept across calls and
  * grown with realloc (contents kept); NULL on ENOMEM. */
 void *market__scratch_buffer(market *m, int i, size_t size);
 /* Fills and emits a trade (trade id, on_trade callback). */

@@ -28,7 +28,13 @@ struct market_statement {
     size_t n_ders, cap_ders;
     uint32_t *ders;    /* ascending */
     double *rows;      /* n_ders x n_constraints */
+    int32_t *dense;    /* row index by DER id (-1: none) for ids below n_dense */
+    size_t n_dense;
 };
+
+/* DER ids below this get an O(1) look-up table (4 bytes per id); larger ids
+ * (sparse numbering) fall back to binary search. */
+#define DENSE_DER_LIMIT (1u << 20)
 
 market_statement *market_statement_new(size_t n_constraints, const double *headroom_mw,
                                        const char *const *names)
@@ -59,6 +65,7 @@ void market_statement_destroy(market_statement **statement)
     }
     free((*statement)->ders);
     free((*statement)->rows);
+    free((*statement)->dense);
     free(*statement);
     *statement = NULL;
 }
@@ -82,6 +89,10 @@ static const double *row_of(const market_statement *s, uint32_t der)
 {
     if (der == MARKET_NO_DER) {
         return NULL;
+    }
+    if (der < s->n_dense) {
+        int32_t row = s->dense[der];
+        return row >= 0 ? s->rows + (size_t)row * s->n_constraints : NULL;
     }
     size_t at = der_lower_bound(s, der);
     return at < s->n_ders && s->ders[at] == der ? s->rows + at * s->n_constraints : NULL;
@@ -117,6 +128,24 @@ int market_statement_set_sensitivity(market_statement *s, uint32_t der, size_t c
             s->rows[at * n + k] = 0.0;
         }
         s->n_ders++;
+        if (der < DENSE_DER_LIMIT && der >= s->n_dense) {
+            size_t grown = (size_t)der + 1 > s->n_dense * 2 ? (size_t)der + 1 : s->n_dense * 2;
+            grown = grown > DENSE_DER_LIMIT ? DENSE_DER_LIMIT : grown;
+            int32_t *dense = realloc(s->dense, grown * sizeof *dense);
+            if (dense != NULL) { /* else ids above n_dense use binary search */
+                for (size_t k = s->n_dense; k < grown; k++) {
+                    dense[k] = -1;
+                }
+                s->dense = dense;
+                s->n_dense = grown;
+            }
+        }
+        /* rows from at on moved up by one */
+        for (size_t k = at; k < s->n_ders; k++) {
+            if (s->ders[k] < s->n_dense) {
+                s->dense[s->ders[k]] = (int32_t)k;
+            }
+        }
     }
     s->rows[at * s->n_constraints + c] = sensitivity;
     return ANM_OK;
@@ -152,9 +181,9 @@ static void effect_per_mw(const market_statement *s, uint32_t sell_der, uint32_t
     }
 }
 
-int64_t market_statement_feasible(const market_statement *s, const double *used_mw,
-                                  uint32_t sell_der, uint32_t buy_der, int64_t wanted,
-                                  int *limiting)
+/* The feasible volume given the per-MW effects d. */
+static int64_t feasible_with(const market_statement *s, const double *used_mw, const double *d,
+                             int64_t wanted, int *limiting)
 {
     if (limiting != NULL) {
         *limiting = -1;
@@ -162,16 +191,15 @@ int64_t market_statement_feasible(const market_statement *s, const double *used_
     if (wanted <= 0) {
         return 0;
     }
-    double d[MARKET_MAX_CONSTRAINTS];
-    effect_per_mw(s, sell_der, buy_der, d);
     int64_t best = wanted;
     for (size_t c = 0; c < s->n_constraints; c++) {
         if (d[c] <= 0.0) {
             continue; /* the trade relieves c or leaves it alone */
         }
-        double room = s->headroom_mw[c] - (used_mw ? used_mw[c] : 0.0) + FEASIBILITY_TOLERANCE_MW;
+        double room =
+            s->headroom_mw[c] - (used_mw ? used_mw[c] : 0.0) + FEASIBILITY_TOLERANCE_MW;
         double units = room > 0.0 ? floor(room / d[c] * MARKET_QUANTITY_UNITS_PER_MW) : 0.0;
-        /* floor of a rounded quotient can still overshoot by one unit: step back. */
+        /* floor of a rounded quotient can still overshoot by one unit: step back */
         if (units > 0.0 && units < (double)best &&
             d[c] * units / MARKET_QUANTITY_UNITS_PER_MW > room) {
             units -= 1.0;
@@ -186,17 +214,45 @@ int64_t market_statement_feasible(const market_statement *s, const double *used_
     return best;
 }
 
+static void apply_with(const market_statement *s, double *used_mw, const double *d, int requirement,
+                       int64_t volume)
+{
+    double mw = (double)volume / MARKET_QUANTITY_UNITS_PER_MW;
+    for (size_t c = 0; c < s->n_constraints; c++) {
+        double e = d[c] * mw;
+        if (requirement && e < 0.0) {
+            continue; /* relief bought by a system operator is not resold */
+        }
+        used_mw[c] += e;
+    }
+}
+
+int64_t market_statement_feasible(const market_statement *s, const double *used_mw,
+                                  uint32_t sell_der, uint32_t buy_der, int64_t wanted,
+                                  int *limiting)
+{
+    double d[MARKET_MAX_CONSTRAINTS];
+    effect_per_mw(s, sell_der, buy_der, d);
+    return feasible_with(s, used_mw, d, wanted, limiting);
+}
+
 void market_statement_apply(const market_statement *s, double *used_mw, uint32_t sell_der,
                             uint32_t buy_der, int64_t volume)
 {
     double d[MARKET_MAX_CONSTRAINTS];
     effect_per_mw(s, sell_der, buy_der, d);
-    double mw = (double)volume / MARKET_QUANTITY_UNITS_PER_MW;
-    for (size_t c = 0; c < s->n_constraints; c++) {
-        double e = d[c] * mw;
-        if (buy_der == MARKET_NO_DER && e < 0.0) {
-            continue; /* relief bought by a system operator is not resold */
-        }
-        used_mw[c] += e;
+    apply_with(s, used_mw, d, buy_der == MARKET_NO_DER, volume);
+}
+
+int64_t market_statement_take(const market_statement *s, double *used_mw, uint32_t sell_der,
+                              uint32_t buy_der, int64_t wanted, int64_t minimum, int *limiting)
+{
+    double d[MARKET_MAX_CONSTRAINTS];
+    effect_per_mw(s, sell_der, buy_der, d);
+    int64_t v = feasible_with(s, used_mw, d, wanted, limiting);
+    if (v <= 0 || v < minimum) {
+        return 0;
     }
+    apply_with(s, used_mw, d, buy_der == MARKET_NO_DER, v);
+    return v;
 }

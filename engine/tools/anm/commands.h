@@ -15,5 +15,7 @@ typedef struct anm_command {
 int anm_cmd_calendar(int argc, char **argv);
 int anm_cmd_network(int argc, char **argv);
 int anm_cmd_db(int argc, char **argv);
+int anm_cmd_replay(int argc, char **argv);
+int anm_cmd_market(int argc, char **argv);
 
 #endif

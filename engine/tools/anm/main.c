@@ -10,6 +10,8 @@ static const anm_command commands[] = {
     {"calendar", anm_cmd_calendar, "the settlement periods of a day (Europe/London)"},
     {"network", anm_cmd_network, "check and summarise a case file and its zones"},
     {"db", anm_cmd_db, "migrate the database, show its status, load zones"},
+    {"replay", anm_cmd_replay, "send a recorded telemetry CSV to anm-ingest (--speed N)"},
+    {"market", anm_cmd_market, "curve keys of anm-market (keys generate|list|add|remove)"},
 };
 
 static void usage(FILE *out)

@@ -61,6 +61,17 @@ forecast_rule_workspace *forecast_rule_workspace_new(size_t max_constraints, siz
 void forecast_rule_workspace_destroy(forecast_rule_workspace **ws);
 
 /*
+ * Optional speed-up for many samples over one sensitivity matrix (a
+ * constraint view's): keeps a column-major copy of problem->sensitivity in
+ * ws, used by forecast_rule_apply whenever a problem has the same
+ * sensitivity pointer and sizes (LIFO's and min-MW's flow updates then run
+ * at stride 1). Prepare again if the matrix's contents change. Returns
+ * ANM_OK or ANM_EINVAL (sizes beyond the workspace).
+ */
+int forecast_rule_workspace_prepare(forecast_rule_workspace *ws,
+                                    const forecast_rule_problem *problem);
+
+/*
  * Applies rule `access` to problem: writes dispatch_mw[j] (the output each
  * DER is allowed, 0 <= dispatch <= available) and fills result. Returns
  * ANM_OK, ANM_EINVAL (sizes beyond the workspace) or ANM_ENUMERIC (the LP

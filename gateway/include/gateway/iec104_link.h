@@ -149,6 +149,13 @@ size_t gateway_iec104_link_unacked_count(const gateway_iec104_link *link);
 const uint8_t *gateway_iec104_link_pending_get(const gateway_iec104_link *link, size_t index,
                                                size_t *size);
 
+/*
+ * Forgets every pending ASDU once the caller has moved them elsewhere
+ * (redundancy switchover). Only when nothing is unacknowledged or the link
+ * is closed (ANM_ESTATE otherwise), so sequence accounting stays exact.
+ */
+int gateway_iec104_link_discard_pending(gateway_iec104_link *link);
+
 /* Sequence state, for tests and status: V(S), V(R), V(A) (oldest unacked). */
 uint16_t gateway_iec104_link_send_sequence(const gateway_iec104_link *link);
 uint16_t gateway_iec104_link_receive_sequence(const gateway_iec104_link *link);

@@ -28,7 +28,16 @@
  *   - a connection that is not started receives no spontaneous values (its
  *     client interrogates after STARTDT); one whose queue is full
  *     (max_queue_bytes) is closed rather than silently losing values
- * Redundancy groups (one started connection of several) are not here yet.
+ *   - redundancy_group = 1 (dual VPN): the connections form one group in
+ *     which only the started one (the active one) receives spontaneous and
+ *     cyclic values. While none is active, values wait in a group queue.
+ *     When the active connection fails or stops and another is started,
+ *     everything not acknowledged on the old one (its unacknowledged
+ *     I-frames, then its queue), then the group queue, is sent on the new
+ *     one in order: nothing is lost, and only frames the old peer may have
+ *     received without acknowledging can arrive twice. A STARTDT act on a
+ *     second connection while the active one is still started closes the
+ *     old one ("superseded ...") and takes over.
  *
  * Not thread-safe: one thread drives a server.
  */
@@ -48,6 +57,7 @@ typedef struct gateway_iec104_server_config {
     int max_clients;         /* default 8; more are accepted and closed at once */
     gateway_iec104_link_config link; /* role is forced to controlled */
     gateway_iec104_time_config time;
+    int redundancy_group;    /* 1: all connections form one redundancy group (default 0) */
 } gateway_iec104_server_config;
 
 typedef enum gateway_iec104_point_kind {
@@ -101,7 +111,45 @@ int64_t gateway_iec104_server_next_deadline(const gateway_iec104_server *server)
 
 size_t gateway_iec104_server_client_count(const gateway_iec104_server *server);
 size_t gateway_iec104_server_started_count(const gateway_iec104_server *server);
+/* Redundancy group: ASDUs waiting for an active connection. */
+size_t gateway_iec104_server_group_backlog(const gateway_iec104_server *server);
+
 /* Connections closed so far for breaking the protocol or t1. */
 size_t gateway_iec104_server_rejected_count(const gateway_iec104_server *server);
+
+/* One value for gateway_iec104_server_update_many. */
+typedef struct gateway_iec104_point_update {
+    uint32_t ioa;
+    double value;    /* single points: non-zero = on */
+    uint8_t quality; /* GATEWAY_IEC104_QDS_* */
+    int64_t utc_ms;  /* measurement time */
+} gateway_iec104_point_update;
+
+/*
+ * Updates n points at once. With spontaneous, sends them time-tagged with
+ * COT 3 (the T bit set when test: commissioning), packed in order into as
+ * few ASDUs as the types allow (16 M_ME_TF_1 or 22 M_SP_TB_1 an ASDU; a
+ * change of kind starts a new one). Each ASDU carries, for latency, the
+ * earliest utc_ms of its values: the ack handler gets it when the client
+ * acknowledges the ASDU. Stops at the first bad update: ANM_ENOTFOUND
+ * (undefined IOA) or ANM_ERANGE (time), earlier ones applied and sent.
+ */
+int gateway_iec104_server_update_many(gateway_iec104_server *server,
+                                      const gateway_iec104_point_update *updates, size_t n,
+                                      int spontaneous, int test, int64_t now_ms);
+
+/*
+ * Hand-over notification: called when a client acknowledges an ASDU of
+ * spontaneous values, with the earliest measurement time of its values,
+ * how many values it held and the engine time of the acknowledgement.
+ * (Values resent after a redundancy switchover are not reported.)
+ */
+typedef void (*gateway_iec104_server_ack_fn)(void *arg, int64_t measured_utc_ms, size_t values,
+                                             int64_t now_ms);
+void gateway_iec104_server_set_ack_handler(gateway_iec104_server *server,
+                                           gateway_iec104_server_ack_fn fn, void *arg);
+
+/* ASDUs queued or unacknowledged on every connection plus the group queue. */
+size_t gateway_iec104_server_backlog(const gateway_iec104_server *server);
 
 #endif

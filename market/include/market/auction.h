@@ -5,7 +5,7 @@
  * Clears every resting order of the product (call-mode and continuous
  * book): merit-order stacks by rank (offers ascending, bids and
  * requirements descending; ties by arrival), found with a stable radix sort
- * on the integer rank (a counting sort per 16-bit digit, no comparison
+ * on the integer rank (a counting sort per 11-bit digit, no comparison
  * sort); the unconstrained intersection; then a greedy merit-order walk in
  * which every pair is cut to its feasible volume. Filled orders leave the
  * book; remainders stay (in the mode set afterwards by the caller).

@@ -42,7 +42,7 @@ typedef struct market_config {
     market_trade_fn on_trade;              /* may be NULL */
     void *on_trade_context;
     market_mode initial_mode;              /* mode of a product when it first appears */
-    int32_t weighting_permille;            /* rank = price*w + availability*1000; 0: 1000 */
+    int32_t weighting_permille;            /* utilisation weighting w in the rank (types.h); 0: 1000 */
     int self_trade_allowed;                /* 0: an order never matches its own participant's */
 } market_config;
 
@@ -115,5 +115,15 @@ int market_best_rank(const market *m, market_product product, int buy_side, int6
 /* Bytes per resting order: sizeof the order node and the worst-case client-id index share. */
 size_t market_order_node_bytes(void);
 size_t market_index_bytes_per_order_max(void);
+
+/* Bytes the market holds for its books (pool blocks, client-id index, price
+ * levels, product tables) and, separately, for auction scratch buffers
+ * (kept between auctions, about 250 bytes per order of the largest auction). */
+typedef struct market_memory {
+    size_t book_bytes;
+    size_t scratch_bytes;
+    size_t resting_orders;
+} market_memory;
+void market_memory_usage(const market *m, market_memory *out);
 
 #endif

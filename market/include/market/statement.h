@@ -58,4 +58,11 @@ int64_t market_statement_feasible(const market_statement *statement, const doubl
 void market_statement_apply(const market_statement *statement, double *used_mw, uint32_t sell_der,
                             uint32_t buy_der, int64_t volume);
 
+/* market_statement_feasible, then, if the volume is at least minimum (and
+ * positive), market_statement_apply of it; else 0 and nothing applied. Looks
+ * the DERs up once: the matching engines' hot path. */
+int64_t market_statement_take(const market_statement *statement, double *used_mw,
+                              uint32_t sell_der, uint32_t buy_der, int64_t wanted,
+                              int64_t minimum, int *limiting);
+
 #endif

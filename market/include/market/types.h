@@ -7,9 +7,11 @@
  *                  (availability), int32
  *   quantity       units of 0.001 MW (1 kW), int64
  *   time           engine-clock UTC milliseconds (engine/clock.h), int64
- *   rank           the merit-order ("total") price, in 0.00001 GBP:
- *                  price_ticks * weighting_permille
- *                  + availability_ticks * 1000 (see docs/market.md)
+ *   rank           the merit-order ("total") price:
+ *                  (price_ticks * w + availability_ticks * 1000) / gcd(w, 1000)
+ *                  with w the weighting in permille; with the default w = 1000
+ *                  it is price_ticks + availability_ticks, in 0.01 GBP
+ *                  (see docs/market.md)
  */
 #ifndef MARKET_TYPES_H
 #define MARKET_TYPES_H

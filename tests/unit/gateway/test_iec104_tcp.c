@@ -199,7 +199,7 @@ typedef struct raw_peer {
     collector seen;
 } raw_peer;
 
-static void raw_connect(raw_peer *peer, int port)
+static void raw_connect_w(raw_peer *peer, int port, int w)
 {
     memset(peer, 0, sizeof *peer);
     peer->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -209,7 +209,13 @@ static void raw_connect(raw_peer *peer, int port)
     cr_assert_eq(connect(peer->fd, (struct sockaddr *)&address, sizeof address), 0);
     gateway_iec104_link_config config;
     gateway_iec104_link_config_default(&config, GATEWAY_IEC104_CONTROLLING);
+    config.w = w;
     cr_assert_eq(gateway_iec104_link_new(&config, anm_wall_clock_ms(), &peer->link, NULL), ANM_OK);
+}
+
+static void raw_connect(raw_peer *peer, int port)
+{
+    raw_connect_w(peer, port, 8);
 }
 
 /* Writes the link's output, reads what arrived; returns 0 once the server closed. */
@@ -418,5 +424,87 @@ Test(iec104_tcp, client_retries_until_the_server_is_up)
     cr_assert_eq(gateway_iec104_server_new(&config, 0, &server, NULL), ANM_OK);
     cr_assert(run_until(server, client, client_reconnected, client), "client did not reconnect");
     gateway_iec104_client_destroy(&client);
+    gateway_iec104_server_destroy(&server);
+}
+
+static size_t wanted_count;
+static int raw_has_count(raw_peer *peer, int alive)
+{
+    return alive && peer->seen.n >= wanted_count;
+}
+
+static gateway_iec104_server *group_server;
+static int server_has_no_clients(raw_peer *peer, int alive)
+{
+    (void)peer;
+    (void)alive;
+    return gateway_iec104_server_client_count(group_server) == 0;
+}
+
+Test(iec104_tcp, redundancy_switchover_resends_unacknowledged_in_order)
+{
+    anm_log_set_level(ANM_LOG_OFF);
+    gateway_iec104_server_config config;
+    gateway_iec104_server_config_default(&config);
+    config.port = 0;
+    config.common_address = 7;
+    config.redundancy_group = 1;
+    gateway_iec104_server *server = NULL;
+    cr_assert_eq(gateway_iec104_server_new(&config, anm_wall_clock_ms(), &server, NULL), ANM_OK);
+    group_server = server;
+    int port = gateway_iec104_server_port(server);
+    cr_assert_eq(gateway_iec104_server_define_point(server, 1001, GATEWAY_IEC104_POINT_MEASURED),
+                 ANM_OK);
+    int64_t t = 0;
+    cr_assert_eq(anm_time_parse_iso8601("2021-10-31T01:00:00.000Z", &t), ANM_OK);
+
+    /* A starts and never acknowledges (w large, test ends long before t2) */
+    static raw_peer a;
+    raw_connect_w(&a, port, 1000);
+    cr_assert_eq(gateway_iec104_link_start(a.link, anm_wall_clock_ms()), ANM_OK);
+    cr_assert(raw_run_until(server, &a, raw_started), "A not started");
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(gateway_iec104_server_update(server, 1001, i, 0, t + i, 1, anm_wall_clock_ms()),
+                     ANM_OK);
+    wanted_count = 12; /* k = 12: the other 8 wait behind the window */
+    cr_assert(raw_run_until(server, &a, raw_has_count), "A got %zu", a.seen.n);
+    cr_assert_eq(a.seen.n, 12);
+    /* A's connection dies with 12 unacknowledged and 8 queued */
+    raw_close(&a);
+    cr_assert(raw_run_until(server, &a, server_has_no_clients), "server kept A");
+    /* values published with no active connection wait in the group */
+    for (int i = 20; i < 25; i++)
+        cr_assert_eq(gateway_iec104_server_update(server, 1001, i, 0, t + i, 1, anm_wall_clock_ms()),
+                     ANM_OK);
+    cr_assert_eq(gateway_iec104_server_group_backlog(server), 25);
+
+    /* B takes over: all 25 arrive, in order, none lost */
+    static raw_peer b;
+    raw_connect(&b, port);
+    cr_assert_eq(gateway_iec104_link_start(b.link, anm_wall_clock_ms()), ANM_OK);
+    wanted_count = 25;
+    cr_assert(raw_run_until(server, &b, raw_has_count), "B got %zu", b.seen.n);
+    cr_assert_eq(b.seen.n, 25);
+    for (size_t i = 0; i < 25; i++) {
+        cr_assert_eq(b.seen.items[i].type, GATEWAY_IEC104_M_ME_TF_1);
+        cr_assert(b.seen.items[i].value[0] == (float)i, "item %zu is %g", i,
+                  (double)b.seen.items[i].value[0]);
+        cr_assert_eq(b.seen.items[i].time_ms, t + (int64_t)i);
+    }
+    cr_assert_eq(gateway_iec104_server_group_backlog(server), 0);
+
+    /* C starts while B is still started: B is closed, C receives from now on */
+    static raw_peer c;
+    raw_connect(&c, port);
+    cr_assert_eq(gateway_iec104_link_start(c.link, anm_wall_clock_ms()), ANM_OK);
+    cr_assert(raw_run_until(server, &c, raw_started), "C not started");
+    cr_assert(raw_run_until(server, &b, raw_closed), "B was not superseded");
+    cr_assert_eq(gateway_iec104_server_update(server, 1001, 99, 0, t, 1, anm_wall_clock_ms()),
+                 ANM_OK);
+    wanted_count = 1;
+    cr_assert(raw_run_until(server, &c, raw_has_count), "C got nothing");
+    cr_assert(c.seen.items[c.seen.n - 1].value[0] == 99.0f);
+    raw_close(&b);
+    raw_close(&c);
     gateway_iec104_server_destroy(&server);
 }

@@ -422,7 +422,7 @@ static const random_order *find_order(const random_order *orders, size_t n, uint
 
 static int64_t rank_of(const market_order_spec *s)
 {
-    return (int64_t)s->price_ticks * 1000 + (int64_t)s->availability_ticks * 1000;
+    return (int64_t)s->price_ticks + (int64_t)s->availability_ticks; /* weighting 1000 */
 }
 
 Test(auction, properties_over_random_books)
@@ -603,6 +603,18 @@ static void time_one(size_t n)
     int64_t t1 = anm_monotonic_ns();
     fixture_fini(&f);
 
+    /* memory of n resting orders (call mode: nothing matches) */
+    fixture_init(&f, MARKET_MODE_CALL);
+    for (size_t k = 0; k < n; k++) {
+        market_result r;
+        market_submit(f.m, NOW_MS, &specs[k], &r);
+    }
+    market_memory mem;
+    market_memory_usage(f.m, &mem);
+    printf("market memory: %zu resting orders, %.1f bytes each (node %zu)\n", mem.resting_orders,
+           (double)mem.book_bytes / (double)mem.resting_orders, market_order_node_bytes());
+    fixture_fini(&f);
+
     /* two products with the same book: the first auction is cold (the
      * market's scratch buffers are allocated and first touched), the second
      * reuses them, as a running service does */
@@ -613,9 +625,11 @@ static void time_one(size_t n)
         market_set_statement(f.m, products[k], market_statement_new(1, headroom, NULL));
     }
     for (size_t k = 0; k < n; k++) {
-        market_result r;
         specs[k].price_ticks = (int32_t)rng_range(&rng, 0, 500000); /* 0..5000 GBP/MWh */
-        for (int j = 0; j < 2; j++) {
+    }
+    for (int j = 0; j < 2; j++) {
+        for (size_t k = 0; k < n; k++) {
+            market_result r;
             specs[k].product = products[j];
             specs[k].client_order_id = 2 * k + (size_t)j + 1;
             market_submit(f.m, NOW_MS, &specs[k], &r);
@@ -645,4 +659,56 @@ Test(auction, timing_print)
     if (big != NULL && strcmp(big, "1") == 0) {
         time_one(1000000);
     }
+}
+
+/*
+ * The life of a product: call phase, auction, then continuous trading of the
+ * leftovers with time priority kept; and an auction over a continuous book
+ * whose crossing orders were infeasible until a new statement arrived.
+ */
+Test(auction, leftovers_trade_continuously_with_time_priority)
+{
+    fixture f;
+    fixture_init(&f, MARKET_MODE_CALL);
+    loose(&f);
+    uint64_t early = add(&f, 1, MARKET_OFFER, 20, 3, 0);
+    uint64_t late = add(&f, 2, MARKET_OFFER, 20, 3, 0);
+    add(&f, 3, MARKET_BID, 10, 3, 0);
+    cr_assert_eq(run(&f, MARKET_PAY_AS_BID, 0)->accepted_volume, 0);
+    cr_assert_eq(market_set_mode(f.m, product, MARKET_MODE_CONTINUOUS), ANM_OK);
+    market_order_spec s = {.client_order_id = 99,
+                           .participant = 4,
+                           .der = 4,
+                           .product = product,
+                           .side = MARKET_BID,
+                           .price_ticks = GBP(25),
+                           .quantity = MW(4),
+                           .valid_until_ms = INT64_MAX};
+    market_result r;
+    cr_assert_eq(market_submit(f.m, NOW_MS, &s, &r), ANM_OK);
+    cr_assert_eq(r.filled, MW(4));
+    market_order_view v;
+    cr_assert(!market_order_get(f.m, early, NULL), "the earlier offer filled first");
+    cr_assert(market_order_get(f.m, late, &v));
+    cr_assert_eq(v.filled, MW(1));
+    fixture_fini(&f);
+
+    /* headroom 0 and the bidder behind the constraint: the book crosses but cannot trade */
+    fixture_init(&f, MARKET_MODE_CONTINUOUS);
+    double zero[1] = {0.0};
+    market_statement *st = market_statement_new(1, zero, NULL);
+    market_statement_set_sensitivity(st, 2, 0, 0.5);
+    cr_assert_eq(market_set_statement(f.m, product, st), ANM_OK);
+    add(&f, 1, MARKET_OFFER, 20, 3, 0);
+    add(&f, 2, MARKET_BID, 30, 2, 0);
+    cr_assert_eq(market_resting_orders(f.m, product), 2);
+    double one[1] = {1.0};
+    st = market_statement_new(1, one, NULL);
+    market_statement_set_sensitivity(st, 2, 0, 0.5);
+    cr_assert_eq(market_set_statement(f.m, product, st), ANM_OK);
+    market_auction_result *res = run(&f, MARKET_UNIFORM, 0);
+    cr_assert_eq(res->accepted_volume, MW(2), "1 MW of headroom / 0.5 allows the whole 2 MW");
+    cr_assert_eq(res->trades[0].buyer_price_ticks, GBP(20));
+    cr_assert_eq(market_resting_orders(f.m, product), 1);
+    fixture_fini(&f);
 }

@@ -349,7 +349,7 @@ Test(market, price_then_time_priority_with_partial_fills)
     cr_assert_eq(v.filled, 0);
     int64_t best;
     cr_assert(market_best_rank(mk, product, 0, &best));
-    cr_assert_eq(best, (int64_t)GBP(40) * 1000);
+    cr_assert_eq(best, (int64_t)GBP(40), "rank = price + availability with weighting 1");
 }
 
 Test(market, no_statement_means_no_trade)
@@ -411,6 +411,17 @@ Test(market, expired_orders_and_self_trades_do_not_match)
     cr_assert_eq(market_submit(mk, NOW_MS + 1000, &b, &r), ANM_OK);
     cr_assert_eq(r.filled, MW(5));
     cr_assert_eq(trades.trades[0].seller_price_ticks, GBP(41));
+    /* a sweep removes exactly the orders whose validity ended */
+    market_order_spec a = order(5, 3, 3, MARKET_OFFER, 70, 1); /* above the resting bid at 60 */
+    a.valid_until_ms = NOW_MS + 2000;
+    market_order_spec c = order(6, 4, 4, MARKET_OFFER, 70, 1);
+    c.valid_until_ms = NOW_MS + 2001;
+    cr_assert_eq(market_submit(mk, NOW_MS, &a, &r), ANM_OK);
+    cr_assert_eq(market_submit(mk, NOW_MS, &c, &r), ANM_OK);
+    cr_assert_eq(market_resting_orders(mk, product), 3);
+    cr_assert_eq(market_expire(mk, NOW_MS + 2000, product), 1);
+    cr_assert_eq(market_resting_orders(mk, product), 2);
+    cr_assert(market_order_get(mk, r.order_id, NULL));
 }
 
 Test(market, requirement_buys_relief_in_the_same_merit_order)

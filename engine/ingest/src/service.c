@@ -1,0 +1,1145 @@
+/* service.c: the anm-ingest service (see service.h and docs/ingest.md). */
+#include "ingest/service.h"
+
+#include "engine/bus.h"
+#include "engine/clock.h"
+#include "engine/db.h"
+#include "engine/log.h"
+#include "engine/reactor.h"
+#include "engine/telemetry_frame.h"
+#include "ingest/dedupe.h"
+#include "ingest/journal.h"
+#include "ingest/latency.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define COMPONENT "ingest"
+#define MAX_DRAIN_MESSAGES 512
+
+typedef struct latest_value {
+    int64_t utc_ms;
+    double value;
+    uint16_t quality;
+    uint8_t known; /* in the registry */
+    uint8_t dirty; /* changed since the last publication */
+    uint32_t zone; /* index into zone names */
+} latest_value;
+
+typedef struct pending_ack {
+    unsigned char route[256];
+    size_t route_size;
+    uint32_t sender_id;
+    uint64_t seq;
+    size_t count;
+} pending_ack;
+
+typedef struct reason_count {
+    const char *code;
+    unsigned long long count;
+} reason_count;
+
+enum { MAX_REASONS = 32 };
+
+struct ingest_service {
+    const ingest_config *cfg;
+    anm_clock *clock;
+    anm_bus *bus;
+    anm_socket *router;
+    anm_socket *pub;
+    anm_reactor *reactor;
+    ingest_journal *journal;
+    ingest_senders *senders;         /* journaled windows (main thread) */
+    ingest_recent *recent;
+    anm_telemetry_limits limits;
+    anm_telemetry_batch batch;
+    unsigned char *scratch;
+    size_t scratch_cap;
+    pending_ack *acks;
+    size_t n_acks, cap_acks;
+    anm_log_limiter reject_log, alarm_log;
+
+    /* registry */
+    latest_value *latest;
+    size_t n_latest; /* max signal_key + 1 */
+    char **zones;
+    size_t n_zones;
+
+    /* counters (main thread) */
+    unsigned long long received_batches, received_samples, acked_batches, acked_samples;
+    unsigned long long duplicate_batches, duplicate_samples, journaled_samples;
+    reason_count reasons[MAX_REASONS];
+    size_t n_reasons;
+    int journal_full;
+    /* rates, updated each second */
+    unsigned long long last_acked, last_committed;
+    int64_t last_rate_ns;
+    double rate_in, rate_commit;
+
+    /* writer thread */
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stopping;     /* under lock */
+    int writer_done;  /* under lock */
+    anm_db *db;       /* owned by the writer once it runs */
+    ingest_senders *committed_senders; /* writer */
+    ingest_latency latency;            /* under lock */
+    _Atomic unsigned long long committed_samples;
+    _Atomic unsigned long long committed_batches;
+    _Atomic int db_connected;
+    _Atomic int64_t oldest_pending_ms; /* engine time of the oldest uncommitted sample (0: none) */
+    int64_t known_days[64];
+    size_t n_known_days;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void count_reason(ingest_service *s, const char *code)
+{
+    for (size_t i = 0; i < s->n_reasons; i++)
+        if (strcmp(s->reasons[i].code, code) == 0) {
+            s->reasons[i].count++;
+            return;
+        }
+    if (s->n_reasons < MAX_REASONS)
+        s->reasons[s->n_reasons++] = (reason_count){code, 1};
+}
+
+static int send_json(ingest_service *s, const void *route, size_t route_size, const char *topic,
+                     json_t *body)
+{
+    if (!body)
+        return ANM_ENOMEM;
+    anm_frame r = {route, route_size};
+    int rc = anm_bus_send_json(s->router, &r, topic, body, ANM_BUS_DONTWAIT);
+    json_decref(body);
+    if (rc == ANM_ENOTFOUND || rc == ANM_EAGAIN)
+        rc = ANM_OK; /* the peer has gone or is not reading: it will resend */
+    return rc;
+}
+
+static int reject(ingest_service *s, const void *route, size_t route_size, int have_header,
+                  uint32_t sender_id, uint64_t seq, const char *code, const char *text)
+{
+    count_reason(s, code);
+    int64_t now = anm_monotonic_ns() / 1000000;
+    if (anm_log_limiter_allow(&s->reject_log, now)) {
+        json_t *f = json_pack("{s:s, s:s, s:I, s:I}", "code", code, "text", text, "sender_id",
+                              (json_int_t)sender_id, "seq", (json_int_t)seq);
+        anm_log_fields(ANM_LOG_WARN, COMPONENT, "telemetry batch refused", f);
+        json_decref(f);
+    }
+    return send_json(s, route, route_size, "telemetry.reject",
+                     anm_telemetry_reject_json(have_header, sender_id, seq, code, text));
+}
+
+static int ensure_scratch(ingest_service *s, size_t n)
+{
+    if (n <= s->scratch_cap)
+        return ANM_OK;
+    unsigned char *p = realloc(s->scratch, n);
+    if (!p)
+        return ANM_ENOMEM;
+    s->scratch = p;
+    s->scratch_cap = n;
+    return ANM_OK;
+}
+
+static int64_t engine_now(ingest_service *s) { return anm_clock_now_ms(s->clock); }
+
+/* ---- database state ----------------------------------------------------- */
+
+static int load_registry(ingest_service *s, anm_db *db)
+{
+    anm_db_result *r = NULL;
+    int rc = anm_db_exec(db, "SELECT signal_key, zone_id FROM signals ORDER BY zone_id, signal_key",
+                         0, NULL, &r, NULL);
+    if (rc != ANM_OK)
+        return rc;
+    int rows = anm_db_result_rows(r);
+    long max_key = -1;
+    for (int i = 0; i < rows; i++) {
+        long key = strtol(anm_db_result_value(r, i, 0), NULL, 10);
+        if (key > max_key)
+            max_key = key;
+    }
+    s->n_latest = (size_t)(max_key + 1);
+    s->latest = calloc(s->n_latest ? s->n_latest : 1, sizeof *s->latest);
+    s->zones = calloc((size_t)rows + 1, sizeof *s->zones);
+    if (!s->latest || !s->zones) {
+        rc = ANM_ENOMEM;
+        goto done;
+    }
+    for (int i = 0; i < rows; i++) {
+        long key = strtol(anm_db_result_value(r, i, 0), NULL, 10);
+        const char *zone = anm_db_result_value(r, i, 1);
+        if (key < 0)
+            continue;
+        if (s->n_zones == 0 || strcmp(s->zones[s->n_zones - 1], zone) != 0) {
+            s->zones[s->n_zones] = strdup(zone);
+            if (!s->zones[s->n_zones]) {
+                rc = ANM_ENOMEM;
+                goto done;
+            }
+            s->n_zones++;
+        }
+        s->latest[key].known = 1;
+        s->latest[key].zone = (uint32_t)(s->n_zones - 1);
+    }
+    anm_log_info(COMPONENT, "registry loaded: %d signals in %zu zones", rows, s->n_zones);
+done:
+    anm_db_result_destroy(&r);
+    return rc;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static int load_state(ingest_service *s, anm_db *db, uint64_t *committed)
+{
+    const char *params[1] = {s->cfg->stream};
+    anm_db_result *r = NULL;
+    int rc = anm_db_exec(db, "SELECT position FROM ingest_journal_position WHERE stream = $1", 1,
+                         params, &r, NULL);
+    if (rc != ANM_OK)
+        return rc;
+    *committed = 0;
+    if (anm_db_result_rows(r) == 1)
+        *committed = strtoull(anm_db_result_value(r, 0, 0), NULL, 10);
+    anm_db_result_destroy(&r);
+    rc = anm_db_exec(db,
+                     "SELECT sender_id, max_seq, encode(seq_window, 'hex') FROM ingest_senders"
+                     " WHERE stream = $1",
+                     1, params, &r, NULL);
+    if (rc != ANM_OK)
+        return rc;
+    for (int i = 0; i < anm_db_result_rows(r); i++) {
+        ingest_sender_window w;
+        memset(&w, 0, sizeof w);
+        w.sender_id = (uint32_t)strtoul(anm_db_result_value(r, i, 0), NULL, 10);
+        w.max_seq = strtoull(anm_db_result_value(r, i, 1), NULL, 10);
+        const char *hex = anm_db_result_value(r, i, 2);
+        unsigned char bytes[INGEST_SEQ_WINDOW_BYTES];
+        if (strlen(hex) != 2 * INGEST_SEQ_WINDOW_BYTES)
+            continue;
+        for (size_t k = 0; k < INGEST_SEQ_WINDOW_BYTES; k++)
+            bytes[k] = (unsigned char)(hex_digit(hex[2 * k]) << 4 | hex_digit(hex[2 * k + 1]));
+        ingest_sender_window_from_bytes(&w, bytes);
+        if ((rc = ingest_senders_put(s->senders, &w)) != ANM_OK ||
+            (rc = ingest_senders_put(s->committed_senders, &w)) != ANM_OK)
+            break;
+    }
+    anm_db_result_destroy(&r);
+    return rc;
+}
+
+/* ---- writer thread ------------------------------------------------------ */
+
+typedef struct writer_state {
+    ingest_journal_reader *reader;
+    anm_db_copy_buffer *copy;
+    anm_telemetry_batch batch;
+    uint64_t start, end;          /* journal range of the open COPY batch */
+    int64_t *times;               /* sample times of the open batch, for latency */
+    size_t n_times, cap_times;
+    uint64_t batches;
+    int64_t opened_ns;            /* when its first row was added */
+    int64_t new_days[64];
+    size_t n_new_days;
+    ingest_senders *pending;      /* committed windows plus this batch's seqs */
+} writer_state;
+
+static int day_known(ingest_service *s, writer_state *w, int64_t day)
+{
+    for (size_t i = 0; i < s->n_known_days; i++)
+        if (s->known_days[i] == day)
+            return 1;
+    for (size_t i = 0; i < w->n_new_days; i++)
+        if (w->new_days[i] == day)
+            return 1;
+    return 0;
+}
+
+static int floor_div(int64_t a, int64_t b) { return (int)(a / b - (a % b < 0)); }
+
+static int writer_add_record(ingest_service *s, writer_state *w, const void *payload, size_t size)
+{
+    /* The record's CRC-32C was checked by the journal reader and the frame
+       was fully validated before it was journaled, so read the fixed layout
+       directly instead of decoding (and checksumming) it a second time. */
+    const unsigned char *p = payload;
+    size_t count = size >= ANM_TELEMETRY_HEADER_BYTES ? (size_t)p[20] | (size_t)p[21] << 8 |
+                                                            (size_t)p[22] << 16 | (size_t)p[23] << 24
+                                                      : 0;
+    if (size < ANM_TELEMETRY_HEADER_BYTES || p[0] != 'A' ||
+        size != anm_telemetry_frame_size(count) || anm_telemetry_batch_reserve(&w->batch, count) != ANM_OK) {
+        anm_log_error(COMPONENT, "journal record at %" PRIu64 " is not a telemetry frame", w->end);
+        return ANM_OK; /* skip it */
+    }
+    memcpy(&w->batch.sender_id, p + 8, 4);
+    memcpy(&w->batch.seq, p + 12, 8);
+    w->batch.count = count;
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *q = p + ANM_TELEMETRY_HEADER_BYTES + i * ANM_TELEMETRY_SAMPLE_BYTES;
+        anm_telemetry_sample *x = &w->batch.samples[i];
+        memcpy(&x->signal_id, q, 4);
+        memcpy(&x->utc_ms, q + 4, 8);
+        memcpy(&x->value, q + 12, 8);
+        memcpy(&x->quality, q + 20, 2);
+    }
+    int rc;
+    if (w->n_times + w->batch.count > w->cap_times) {
+        size_t cap = (w->n_times + w->batch.count) * 2;
+        int64_t *grown = realloc(w->times, cap * sizeof *grown);
+        if (!grown)
+            return ANM_ENOMEM;
+        w->times = grown;
+        w->cap_times = cap;
+    }
+    for (size_t i = 0; i < w->batch.count; i++) {
+        const anm_telemetry_sample *x = &w->batch.samples[i];
+        int64_t day = floor_div(x->utc_ms, 86400000);
+        if (!day_known(s, w, day) && w->n_new_days < 64)
+            w->new_days[w->n_new_days++] = day;
+        anm_db_copy_row(w->copy, 4);
+        anm_db_copy_int4(w->copy, (int32_t)x->signal_id);
+        anm_db_copy_int4(w->copy, (int32_t)x->quality);
+        anm_db_copy_timestamptz(w->copy, x->utc_ms * 1000);
+        rc = anm_db_copy_float8(w->copy, x->value);
+        if (rc != ANM_OK)
+            return rc;
+        w->times[w->n_times++] = x->utc_ms;
+    }
+    w->batches++;
+    return ingest_senders_mark(w->pending, w->batch.sender_id, w->batch.seq);
+}
+
+static int writer_commit_once(ingest_service *s, writer_state *w)
+{
+    anm_db *db = s->db;
+    int rc = anm_db_begin(db);
+    if (rc != ANM_OK)
+        return rc;
+    for (size_t i = 0; i < w->n_new_days; i++) {
+        int y, m, d;
+        anm_civil_from_days(w->new_days[i], &y, &m, &d);
+        char day[16];
+        snprintf(day, sizeof day, "%04d-%02d-%02d", y, m, d);
+        const char *p[1] = {day};
+        if ((rc = anm_db_exec(db, "SELECT anm_ensure_telemetry_partitions($1::date, 1)", 1, p,
+                              NULL, NULL)) != ANM_OK)
+            goto fail;
+    }
+    long long rows = 0;
+    rc = anm_db_copy_in(db, "COPY telemetry (signal_key, quality, time, value) FROM STDIN (FORMAT binary)",
+                        w->copy, &rows);
+    if (rc != ANM_OK)
+        goto fail;
+    char pos[32];
+    snprintf(pos, sizeof pos, "%" PRIu64, w->end);
+    const char *pp[2] = {s->cfg->stream, pos};
+    rc = anm_db_exec(db,
+                     "INSERT INTO ingest_journal_position (stream, position, updated_at)"
+                     " VALUES ($1, $2, now()) ON CONFLICT (stream) DO UPDATE"
+                     " SET position = excluded.position, updated_at = excluded.updated_at",
+                     2, pp, NULL, NULL);
+    if (rc != ANM_OK)
+        goto fail;
+    for (size_t i = 0; i < ingest_senders_count(w->pending); i++) {
+        const ingest_sender_window *win = ingest_senders_at(w->pending, i);
+        const ingest_sender_window *old = ingest_senders_find(s->committed_senders, win->sender_id);
+        if (old && memcmp(old, win, sizeof *win) == 0)
+            continue;
+        unsigned char bytes[INGEST_SEQ_WINDOW_BYTES];
+        char hex[2 * INGEST_SEQ_WINDOW_BYTES + 3], id[16], seq[32];
+        ingest_sender_window_to_bytes(win, bytes);
+        hex[0] = '\\';
+        hex[1] = 'x';
+        for (size_t k = 0; k < INGEST_SEQ_WINDOW_BYTES; k++)
+            snprintf(hex + 2 + 2 * k, 3, "%02x", bytes[k]);
+        snprintf(id, sizeof id, "%" PRIu32, win->sender_id);
+        snprintf(seq, sizeof seq, "%" PRIu64, win->max_seq);
+        const char *sp[4] = {s->cfg->stream, id, seq, hex};
+        rc = anm_db_exec(db,
+                         "INSERT INTO ingest_senders (stream, sender_id, max_seq, seq_window)"
+                         " VALUES ($1, $2, $3, $4::bytea) ON CONFLICT (stream, sender_id) DO UPDATE"
+                         " SET max_seq = excluded.max_seq, seq_window = excluded.seq_window,"
+                         " updated_at = now()",
+                         4, sp, NULL, NULL);
+        if (rc != ANM_OK)
+            goto fail;
+    }
+    rc = anm_db_commit(db);
+    if (rc != ANM_OK)
+        goto fail;
+    return ANM_OK;
+fail:
+    (void)anm_db_rollback(db);
+    return rc;
+}
+
+static void writer_reset_batch(ingest_service *s, writer_state *w)
+{
+    anm_db_copy_buffer_reset(w->copy);
+    w->n_times = 0;
+    w->batches = 0;
+    w->n_new_days = 0;
+    w->start = w->end;
+    /* pending = committed */
+    ingest_senders_destroy(&w->pending);
+    w->pending = ingest_senders_new();
+    for (size_t i = 0; w->pending && i < ingest_senders_count(s->committed_senders); i++)
+        ingest_senders_put(w->pending, ingest_senders_at(s->committed_senders, i));
+}
+
+static int is_stopping(ingest_service *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int v = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
+/* Commits the open batch, retrying with back-off until it is stored or the
+   service stops. ANM_OK when stored, ANM_ESTATE when given up (stopping). */
+static int writer_commit(ingest_service *s, writer_state *w)
+{
+    long delay_ms = 100;
+    anm_log_limiter lim;
+    anm_log_limiter_init(&lim, 3, 0.2);
+    for (;;) {
+        int rc = anm_db_is_connected(s->db) ? ANM_OK : ANM_EAGAIN;
+        if (rc == ANM_OK)
+            rc = writer_commit_once(s, w);
+        if (rc == ANM_OK)
+            break;
+        int lost = rc == ANM_EAGAIN || !anm_db_is_connected(s->db);
+        if (lost)
+            atomic_store(&s->db_connected, 0);
+        if (anm_log_limiter_allow(&lim, anm_monotonic_ns() / 1000000))
+            anm_log_error(COMPONENT, "could not store %zu samples (journal up to %" PRIu64 "): %s",
+                          w->n_times, w->end, anm_db_error_message(s->db));
+        if (is_stopping(s)) {
+            int done_waiting;
+            pthread_mutex_lock(&s->lock);
+            done_waiting = s->stopping > 1;
+            pthread_mutex_unlock(&s->lock);
+            if (done_waiting || lost)
+                return ANM_ESTATE; /* the journal keeps it for the next start */
+        }
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        delay_ms = delay_ms * 2 > 2000 ? 2000 : delay_ms * 2;
+        if (lost && anm_db_reconnect(s->db) == ANM_OK) {
+            atomic_store(&s->db_connected, 1);
+            anm_log_info(COMPONENT, "database connection restored");
+        }
+    }
+    /* stored: publish the new state */
+    for (size_t i = 0; i < w->n_new_days && s->n_known_days < 64; i++)
+        s->known_days[s->n_known_days++] = w->new_days[i];
+    ingest_senders *tmp = s->committed_senders;
+    s->committed_senders = w->pending;
+    w->pending = tmp;
+    int64_t now = anm_clock_now_ms(s->clock);
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < w->n_times; i++)
+        ingest_latency_add(&s->latency, now - w->times[i], 1);
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_add(&s->committed_samples, w->n_times);
+    atomic_fetch_add(&s->committed_batches, w->batches);
+    ingest_journal_set_committed(s->journal, w->end);
+    writer_reset_batch(s, w);
+    return ANM_OK;
+}
+
+static void *writer_main(void *arg)
+{
+    ingest_service *s = arg;
+    writer_state w;
+    memset(&w, 0, sizeof w);
+    anm_telemetry_batch_init(&w.batch);
+    w.start = w.end = ingest_journal_committed(s->journal);
+    w.copy = anm_db_copy_buffer_new();
+    if (!w.copy || ingest_journal_reader_new(s->journal, w.start, &w.reader) != ANM_OK) {
+        anm_log_error(COMPONENT, "writer: out of memory");
+        goto out;
+    }
+    writer_reset_batch(s, &w);
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int abandon = s->stopping > 1; /* the drain timed out: the journal keeps the rest */
+        pthread_mutex_unlock(&s->lock);
+        if (abandon)
+            break;
+        uint64_t durable = ingest_journal_durable(s->journal);
+        int more = 0;
+        while (w.n_times < (size_t)s->cfg->batch_max_rows) {
+            const void *payload;
+            size_t size;
+            uint64_t end;
+            int rc = ingest_journal_reader_next(w.reader, durable, &payload, &size, &end);
+            if (rc == ANM_EAGAIN)
+                break;
+            if (rc != ANM_OK) {
+                anm_log_error(COMPONENT, "could not read journal at %" PRIu64 ": %s", w.end,
+                              anm_strerror(rc));
+                goto out;
+            }
+            if (w.n_times == 0)
+                w.opened_ns = anm_monotonic_ns();
+            w.end = end;
+            if (writer_add_record(s, &w, payload, size) != ANM_OK) {
+                anm_log_error(COMPONENT, "writer: out of memory");
+                goto out;
+            }
+            more = 1;
+        }
+        int stopping = is_stopping(s);
+        int full = w.n_times >= (size_t)s->cfg->batch_max_rows;
+        int64_t age_ms = w.n_times ? (anm_monotonic_ns() - w.opened_ns) / 1000000 : 0;
+        if (w.n_times > 0 && (full || age_ms >= s->cfg->batch_max_age_ms || stopping)) {
+            if (writer_commit(s, &w) != ANM_OK)
+                goto out;
+            continue;
+        }
+        if (stopping && w.n_times == 0 && ingest_journal_durable(s->journal) == w.end)
+            break;
+        if (more)
+            continue;
+        /* wait for new durable records or the batch's deadline */
+        long wait_ms = w.n_times ? s->cfg->batch_max_age_ms - age_ms : 200;
+        if (wait_ms < 1)
+            wait_ms = 1;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += wait_ms / 1000;
+        ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&s->lock);
+        if (!s->stopping && ingest_journal_durable(s->journal) == durable)
+            pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+        pthread_mutex_unlock(&s->lock);
+    }
+out:
+    ingest_journal_reader_destroy(&w.reader);
+    anm_db_copy_buffer_destroy(&w.copy);
+    anm_telemetry_batch_free(&w.batch);
+    ingest_senders_destroy(&w.pending);
+    free(w.times);
+    pthread_mutex_lock(&s->lock);
+    s->writer_done = 1;
+    pthread_mutex_unlock(&s->lock);
+    anm_reactor_wake(s->reactor);
+    return NULL;
+}
+
+/* ---- receive path ------------------------------------------------------- */
+
+static const char *validate(ingest_service *s, const anm_telemetry_batch *b, char *text,
+                            size_t size)
+{
+    int64_t now = engine_now(s);
+    int64_t lo = now - s->cfg->max_past_s * 1000, hi = now + s->cfg->max_future_s * 1000;
+    for (size_t i = 0; i < b->count; i++) {
+        const anm_telemetry_sample *x = &b->samples[i];
+        if (x->signal_id >= s->n_latest || !s->latest[x->signal_id].known) {
+            snprintf(text, size, "sample %zu: unknown signal %" PRIu32, i, x->signal_id);
+            return INGEST_REASON_UNKNOWN_SIGNAL;
+        }
+        if (x->utc_ms < lo || x->utc_ms > hi) {
+            char t[32], n[32];
+            anm_time_format_utc(x->utc_ms, t, sizeof t);
+            anm_time_format_utc(now, n, sizeof n);
+            snprintf(text, size, "sample %zu (signal %" PRIu32 "): time %s outside [now - %lds, now + %lds] of %s",
+                     i, x->signal_id, t, s->cfg->max_past_s, s->cfg->max_future_s, n);
+            return INGEST_REASON_TIME_RANGE;
+        }
+        if (x->quality & ~INGEST_QUALITY_ALLOWED) {
+            snprintf(text, size, "sample %zu (signal %" PRIu32 "): quality 0x%04x has undefined bits (allowed 0x%04x)",
+                     i, x->signal_id, (unsigned)x->quality, INGEST_QUALITY_ALLOWED);
+            return INGEST_REASON_BAD_QUALITY;
+        }
+    }
+    return NULL;
+}
+
+static void note_latest(ingest_service *s, const anm_telemetry_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        const anm_telemetry_sample *x = &b->samples[i];
+        latest_value *l = &s->latest[x->signal_id];
+        if (x->utc_ms >= l->utc_ms) {
+            l->utc_ms = x->utc_ms;
+            l->value = x->value;
+            l->quality = x->quality;
+            l->dirty = 1;
+        }
+    }
+}
+
+/* Journals b (already validated): drops samples seen recently, appends. */
+static int journal_batch(ingest_service *s, anm_telemetry_batch *b, const void *raw, size_t raw_size,
+                         int raw_is_binary, size_t *stored, int *full)
+{
+    *full = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        const anm_telemetry_sample *x = &b->samples[i];
+        if (ingest_recent_insert(s->recent, x->signal_id, x->utc_ms))
+            b->samples[kept++] = *x;
+    }
+    size_t dropped = b->count - kept;
+    int unchanged = dropped == 0;
+    b->count = kept;
+    *stored = kept;
+    s->duplicate_samples += dropped;
+    if (kept == 0)
+        return ANM_OK;
+    const void *payload = raw;
+    size_t size = raw_size;
+    if (!unchanged || !raw_is_binary) {
+        size = anm_telemetry_frame_size(kept);
+        int rc = ensure_scratch(s, size);
+        uint8_t flags = b->flags;
+        b->flags = 0;
+        if (rc == ANM_OK)
+            rc = anm_telemetry_encode(b, s->scratch, s->scratch_cap, &size);
+        b->flags = flags;
+        if (rc != ANM_OK)
+            return rc;
+        payload = s->scratch;
+    }
+    int rc = ingest_journal_append(s->journal, payload, size, NULL);
+    if (rc != ANM_OK) {
+        for (size_t i = 0; i < kept; i++)
+            ingest_recent_remove(s->recent, b->samples[i].signal_id, b->samples[i].utc_ms);
+        if (rc == ANM_EFULL) {
+            *full = 1;
+            return ANM_OK;
+        }
+        return rc;
+    }
+    s->journaled_samples += kept;
+    return ANM_OK;
+}
+
+static int queue_ack(ingest_service *s, const void *route, size_t route_size, uint32_t sender_id,
+                     uint64_t seq, size_t count)
+{
+    if (s->n_acks == s->cap_acks) {
+        size_t cap = s->cap_acks ? s->cap_acks * 2 : 64;
+        pending_ack *p = realloc(s->acks, cap * sizeof *p);
+        if (!p)
+            return ANM_ENOMEM;
+        s->acks = p;
+        s->cap_acks = cap;
+    }
+    pending_ack *a = &s->acks[s->n_acks++];
+    a->route_size = route_size < sizeof a->route ? route_size : sizeof a->route;
+    memcpy(a->route, route, a->route_size);
+    a->sender_id = sender_id;
+    a->seq = seq;
+    a->count = count;
+    return ANM_OK;
+}
+
+static int handle_batch(ingest_service *s, const void *route, size_t route_size, const void *body,
+                        size_t body_size)
+{
+    anm_telemetry_reject why;
+    anm_telemetry_batch *b = &s->batch;
+    int rc = anm_telemetry_decode_any(body, body_size, &s->limits, b, &why);
+    if (rc == ANM_ENOMEM)
+        return rc;
+    if (rc != ANM_OK)
+        return reject(s, route, route_size, why.have_header, b->sender_id, b->seq,
+                      anm_telemetry_reason_code(why.reason), why.text);
+    s->received_batches++;
+    s->received_samples += b->count;
+    char text[256];
+    const char *reason = validate(s, b, text, sizeof text);
+    if (reason)
+        return reject(s, route, route_size, 1, b->sender_id, b->seq, reason, text);
+    size_t count = b->count;
+    ingest_seq_state st = ingest_senders_check(s->senders, b->sender_id, b->seq);
+    if (st == INGEST_SEQ_STALE) {
+        snprintf(text, sizeof text,
+                 "seq %" PRIu64 " of sender %" PRIu32 " is more than %d below its newest batch",
+                 b->seq, b->sender_id, INGEST_SEQ_WINDOW);
+        return reject(s, route, route_size, 1, b->sender_id, b->seq, INGEST_REASON_STALE_SEQ, text);
+    }
+    if (st == INGEST_SEQ_SEEN) {
+        /* a resend of a journaled batch: acknowledge once it is durable */
+        s->duplicate_batches++;
+        s->duplicate_samples += count;
+        return queue_ack(s, route, route_size, b->sender_id, b->seq, count);
+    }
+    size_t stored;
+    int full;
+    int binary = body_size > 0 && ((const unsigned char *)body)[0] == 'A';
+    rc = journal_batch(s, b, body, body_size, binary, &stored, &full);
+    if (rc != ANM_OK) {
+        anm_log_error(COMPONENT, "could not append to the journal: %s", anm_strerror(rc));
+        return rc;
+    }
+    if (full) {
+        if (!s->journal_full || anm_log_limiter_allow(&s->alarm_log, anm_monotonic_ns() / 1000000))
+            anm_log_error(COMPONENT,
+                          "alarm: journal full (%" PRIu64 " bytes not yet stored, bound %ld MiB):"
+                          " refusing batches until the database catches up",
+                          ingest_journal_appended(s->journal) - ingest_journal_committed(s->journal),
+                          s->cfg->journal_max_mb);
+        s->journal_full = 1;
+        snprintf(text, sizeof text, "journal full: %ld MiB not yet stored in the database",
+                 s->cfg->journal_max_mb);
+        return reject(s, route, route_size, 1, b->sender_id, b->seq, INGEST_REASON_JOURNAL_FULL,
+                      text);
+    }
+    if (s->journal_full) {
+        anm_log_info(COMPONENT, "journal below its bound again: accepting batches");
+        s->journal_full = 0;
+    }
+    if ((rc = ingest_senders_mark(s->senders, b->sender_id, b->seq)) != ANM_OK)
+        return rc;
+    note_latest(s, b);
+    return queue_ack(s, route, route_size, b->sender_id, b->seq, count);
+}
+
+static int handle_status_request(ingest_service *s, const void *route, size_t route_size,
+                                 const void *topic, size_t topic_size, const void *body,
+                                 size_t body_size)
+{
+    json_t *req = NULL;
+    anm_bus_reject why;
+    int rc = anm_bus_parse_json(NULL, 0, topic, topic_size, body, body_size, &req, NULL, &why);
+    if (rc != ANM_OK) {
+        const char *code = anm_bus_reason_code(why.reason);
+        count_reason(s, code);
+        return send_json(s, route, route_size, "telemetry.reject",
+                         anm_telemetry_reject_json(0, 0, 0, code, why.text));
+    }
+    const char *id = json_string_value(json_object_get(req, "id"));
+    json_t *status = ingest_service_status(s, id);
+    json_decref(req);
+    return send_json(s, route, route_size, "ingest.status", status);
+}
+
+static int flush_acks(ingest_service *s)
+{
+    if (s->n_acks == 0)
+        return ANM_OK;
+    int rc = ingest_journal_sync(s->journal); /* group commit: one fdatasync for all */
+    if (rc != ANM_OK)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < s->n_acks; i++) {
+        pending_ack *a = &s->acks[i];
+        s->acked_batches++;
+        s->acked_samples += a->count;
+        if ((rc = send_json(s, a->route, a->route_size, "telemetry.ack",
+                            anm_telemetry_ack_json(a->sender_id, a->seq, a->count))) != ANM_OK)
+            break;
+    }
+    s->n_acks = 0;
+    return rc;
+}
+
+static int on_router(anm_reactor *reactor, anm_socket *socket, void *arg)
+{
+    (void)reactor;
+    ingest_service *s = arg;
+    int rc = ANM_OK;
+    for (int n = 0; n < MAX_DRAIN_MESSAGES && rc == ANM_OK; n++) {
+        anm_msg *msg = NULL;
+        rc = anm_socket_recv(socket, &msg, ANM_BUS_DONTWAIT);
+        if (rc == ANM_EAGAIN) {
+            rc = ANM_OK;
+            break;
+        }
+        if (rc == ANM_EPROTO) { /* too many parts: no way to know whom to answer */
+            count_reason(s, "bad_envelope");
+            rc = ANM_OK;
+            continue;
+        }
+        if (rc != ANM_OK)
+            break;
+        size_t route_size, topic_size, body_size;
+        const void *route = anm_msg_part(msg, 0, &route_size);
+        const void *topic = anm_msg_part(msg, 1, &topic_size);
+        const void *body = anm_msg_part(msg, 2, &body_size);
+        size_t kind_len = 0;
+        if (anm_msg_parts(msg) != 3 || anm_bus_topic_kind(topic, topic_size, &kind_len) != ANM_OK) {
+            rc = reject(s, route, route_size, 0, 0, 0, "bad_envelope",
+                        "expected [topic][body] parts with a well-formed topic");
+        } else if (kind_len == strlen(ANM_TELEMETRY_TOPIC) &&
+                   memcmp(topic, ANM_TELEMETRY_TOPIC, kind_len) == 0) {
+            rc = handle_batch(s, route, route_size, body, body_size);
+        } else if (kind_len == strlen("ingest.status.request") &&
+                   memcmp(topic, "ingest.status.request", kind_len) == 0) {
+            rc = handle_status_request(s, route, route_size, topic, topic_size, body, body_size);
+        } else {
+            char text[200];
+            snprintf(text, sizeof text, "no message kind \"%.*s\" on the ingest socket",
+                     (int)(kind_len > 100 ? 100 : kind_len), (const char *)topic);
+            rc = reject(s, route, route_size, 0, 0, 0, "unknown_kind", text);
+        }
+        anm_msg_destroy(&msg);
+    }
+    int rc2 = flush_acks(s);
+    return rc != ANM_OK ? rc : rc2;
+}
+
+static int on_publish(anm_reactor *reactor, int timer_id, void *arg)
+{
+    (void)reactor;
+    (void)timer_id;
+    ingest_service *s = arg;
+    if (!s->pub)
+        return ANM_OK;
+    for (size_t z = 0; z < s->n_zones; z++) {
+        json_t *samples = json_array();
+        if (!samples)
+            return ANM_ENOMEM;
+        for (size_t k = 0; k < s->n_latest; k++) {
+            latest_value *l = &s->latest[k];
+            if (!l->known || !l->dirty || l->zone != z)
+                continue;
+            l->dirty = 0;
+            json_array_append_new(samples, json_pack("[I,I,f,i]", (json_int_t)k,
+                                                     (json_int_t)l->utc_ms, l->value,
+                                                     (int)l->quality));
+        }
+        if (json_array_size(samples) > 0) {
+            char topic[300];
+            snprintf(topic, sizeof topic, "signal.latest/%s", s->zones[z]);
+            json_t *body = json_pack("{s:i, s:s, s:s, s:o}", "v", 1, "kind", "signal.latest", "zone",
+                                     s->zones[z], "samples", samples);
+            if (body) {
+                (void)anm_bus_send_json(s->pub, NULL, topic, body, ANM_BUS_DONTWAIT);
+                json_decref(body);
+            }
+        } else {
+            json_decref(samples);
+        }
+    }
+    return ANM_OK;
+}
+
+static int on_rates(anm_reactor *reactor, int timer_id, void *arg)
+{
+    (void)reactor;
+    (void)timer_id;
+    ingest_service *s = arg;
+    int64_t now = anm_monotonic_ns();
+    double dt = (double)(now - s->last_rate_ns) / 1e9;
+    unsigned long long committed = atomic_load(&s->committed_samples);
+    if (dt > 0) {
+        s->rate_in = (double)(s->acked_samples - s->last_acked) / dt;
+        s->rate_commit = (double)(committed - s->last_committed) / dt;
+    }
+    s->last_acked = s->acked_samples;
+    s->last_committed = committed;
+    s->last_rate_ns = now;
+    return ANM_OK;
+}
+
+static int on_drain(anm_reactor *reactor, int signal_number, void *arg)
+{
+    ingest_service *s = arg;
+    pthread_mutex_lock(&s->lock);
+    if (!s->stopping) {
+        anm_log_info(COMPONENT, "signal %d: draining (journal %" PRIu64 " bytes not yet stored)",
+                     signal_number,
+                     ingest_journal_durable(s->journal) - ingest_journal_committed(s->journal));
+        if (s->router)
+            anm_reactor_remove_socket(reactor, s->router);
+        s->stopping = 1;
+        pthread_cond_signal(&s->cond);
+    }
+    int done = s->writer_done;
+    pthread_mutex_unlock(&s->lock);
+    if (!done)
+        return ANM_EAGAIN;
+    on_publish(reactor, 0, s);
+    return ANM_OK;
+}
+
+json_t *ingest_service_status(ingest_service *s, const char *id)
+{
+    char now[32];
+    anm_time_format_utc(engine_now(s), now, sizeof now);
+    json_t *rejects = json_object();
+    for (size_t i = 0; rejects && i < s->n_reasons; i++)
+        json_object_set_new(rejects, s->reasons[i].code, json_integer((json_int_t)s->reasons[i].count));
+    double p50, p99;
+    uint64_t n;
+    pthread_mutex_lock(&s->lock);
+    p50 = ingest_latency_quantile(&s->latency, 0.50);
+    p99 = ingest_latency_quantile(&s->latency, 0.99);
+    n = s->latency.total;
+    pthread_mutex_unlock(&s->lock);
+    unsigned long long committed = atomic_load(&s->committed_samples);
+    uint64_t appended = ingest_journal_appended(s->journal);
+    uint64_t done = ingest_journal_committed(s->journal);
+    json_t *o = json_pack(
+        "{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f,"
+        " s:{s:f, s:f, s:I}, s:b, s:b, s:I}",
+        "v", 1, "kind", "ingest.status", "time", now, "journal_depth",
+        (json_int_t)(s->journaled_samples > committed ? s->journaled_samples - committed : 0),
+        "journal_bytes", (json_int_t)(appended - done), "journal_max_bytes",
+        (json_int_t)s->cfg->journal_max_mb << 20, "journal_segments",
+        (json_int_t)ingest_journal_segments(s->journal), "rejects", rejects ? rejects : json_object(),
+        "received_batches", (json_int_t)s->received_batches, "received_samples",
+        (json_int_t)s->received_samples, "acked_batches", (json_int_t)s->acked_batches,
+        "acked_samples", (json_int_t)s->acked_samples, "committed_samples", (json_int_t)committed,
+        "duplicate_batches", (json_int_t)s->duplicate_batches, "duplicate_samples",
+        (json_int_t)s->duplicate_samples, "rate_in_per_s", s->rate_in, "rate_commit_per_s",
+        s->rate_commit, "latency_ms", "p50", p50, "p99", p99, "count", (json_int_t)n,
+        "db_connected", atomic_load(&s->db_connected) != 0, "journal_full", s->journal_full != 0,
+        "lag_bytes", (json_int_t)(appended - done));
+    if (o && id)
+        json_object_set_new(o, "id", json_string(id));
+    return o;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* Replays the journal's uncommitted records into the in-memory state. */
+static int replay_journal(ingest_service *s, uint64_t committed)
+{
+    ingest_journal_reader *r = NULL;
+    int rc = ingest_journal_reader_new(s->journal, committed, &r);
+    if (rc != ANM_OK)
+        return rc;
+    uint64_t limit = ingest_journal_durable(s->journal), end;
+    const void *payload;
+    size_t size, records = 0;
+    while ((rc = ingest_journal_reader_next(r, limit, &payload, &size, &end)) == ANM_OK) {
+        if (anm_telemetry_decode(payload, size, &s->limits, &s->batch, NULL) != ANM_OK)
+            continue;
+        records++;
+        s->journaled_samples += s->batch.count;
+        ingest_senders_mark(s->senders, s->batch.sender_id, s->batch.seq);
+        for (size_t i = 0; i < s->batch.count; i++)
+            ingest_recent_insert(s->recent, s->batch.samples[i].signal_id,
+                                 s->batch.samples[i].utc_ms);
+    }
+    ingest_journal_reader_destroy(&r);
+    if (rc != ANM_EAGAIN)
+        return rc;
+    if (records)
+        anm_log_info(COMPONENT, "journal replay: %zu batches (%llu samples) not yet stored",
+                     records, s->journaled_samples);
+    return ANM_OK;
+}
+
+int ingest_service_new(const ingest_config *cfg, ingest_service **out, anm_error_detail *detail)
+{
+    int rc;
+    *out = NULL;
+    ingest_service *s = calloc(1, sizeof *s);
+    if (!s)
+        return ANM_ENOMEM;
+    s->cfg = cfg;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    anm_telemetry_batch_init(&s->batch);
+    anm_log_limiter_init(&s->reject_log, 20, 5);
+    anm_log_limiter_init(&s->alarm_log, 1, 0.1);
+    s->limits.max_samples = (size_t)cfg->max_batch_samples;
+    s->last_rate_ns = anm_monotonic_ns();
+    if ((rc = anm_clock_new_from_spec(cfg->clock, &s->clock)) != ANM_OK) {
+        anm_error_detail_set(detail, NULL, 0, 0, "clock", "invalid clock \"%s\"", cfg->clock);
+        goto fail;
+    }
+    s->senders = ingest_senders_new();
+    s->committed_senders = ingest_senders_new();
+    s->recent = ingest_recent_new((int)cfg->dedupe_window_log2);
+    if (!s->senders || !s->committed_senders || !s->recent) {
+        rc = ANM_ENOMEM;
+        goto fail;
+    }
+    anm_db_options dbo = {.component = "ingest.db", .connect_timeout_s = 5,
+                          .backoff_initial_ms = 100, .backoff_max_ms = 2000, .max_attempts = 1};
+    const char *conninfo = anm_db_conninfo(cfg->conninfo);
+    if (!conninfo) {
+        anm_error_detail_set(detail, NULL, 0, 0, "conninfo", "no database connection string");
+        rc = ANM_ECONFIG;
+        goto fail;
+    }
+    rc = anm_db_connect(conninfo, &dbo, &s->db);
+    for (int attempt = 0; rc == ANM_EAGAIN && attempt < 20; attempt++)
+        rc = anm_db_reconnect(s->db);
+    if (rc != ANM_OK) {
+        anm_error_detail_set(detail, NULL, 0, 0, "conninfo", "could not connect to the database: %s",
+                             s->db ? anm_db_error_message(s->db) : anm_strerror(rc));
+        goto fail;
+    }
+    atomic_store(&s->db_connected, 1);
+    uint64_t committed = 0;
+    if ((rc = load_registry(s, s->db)) != ANM_OK || (rc = load_state(s, s->db, &committed)) != ANM_OK) {
+        anm_error_detail_set(detail, NULL, 0, 0, NULL, "could not read the registry and position: %s",
+                             anm_db_error_message(s->db));
+        goto fail;
+    }
+    ingest_journal_options jo = {.dir = cfg->journal_dir,
+                                 .segment_bytes = (uint64_t)cfg->segment_mb << 20,
+                                 .max_bytes = (uint64_t)cfg->journal_max_mb << 20};
+    if ((rc = ingest_journal_open(&jo, committed, &s->journal, detail)) != ANM_OK)
+        goto fail;
+    if ((rc = replay_journal(s, committed)) != ANM_OK) {
+        anm_error_detail_set(detail, cfg->journal_dir, 0, 0, NULL, "could not replay the journal");
+        goto fail;
+    }
+    if ((rc = anm_bus_new(&s->bus)) != ANM_OK)
+        goto fail;
+    anm_socket_options so;
+    anm_socket_options_default(&so);
+    so.max_message_bytes = (int64_t)(16u << 20) + 4096;
+    so.recv_hwm = 10000;
+    so.send_hwm = 100000;
+    if ((rc = anm_socket_new(s->bus, ANM_SOCKET_ROUTER, cfg->endpoint, &so, &s->router, detail)) != ANM_OK)
+        goto fail;
+    if (cfg->publish_endpoint && cfg->publish_endpoint[0]) {
+        anm_socket_options_default(&so);
+        if ((rc = anm_socket_new(s->bus, ANM_SOCKET_PUB, cfg->publish_endpoint, &so, &s->pub,
+                                 detail)) != ANM_OK)
+            goto fail;
+    }
+    if ((rc = anm_reactor_new(s->clock, &s->reactor)) != ANM_OK)
+        goto fail;
+    *out = s;
+    return ANM_OK;
+fail:
+    ingest_service_destroy(&s);
+    return rc;
+}
+
+int ingest_service_run(ingest_service *s)
+{
+    int rc;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+        return ANM_EINTERNAL;
+    s->writer_started = 1;
+    char where[256] = "";
+    anm_socket_last_endpoint(s->router, where, sizeof where);
+    anm_log_info(COMPONENT, "listening on \"%s\"", where);
+    if ((rc = anm_reactor_add_socket(s->reactor, s->router, on_router, s)) != ANM_OK ||
+        (rc = anm_reactor_add_timer(s->reactor, s->cfg->publish_interval_ms,
+                                    s->cfg->publish_interval_ms, on_publish, s, NULL)) != ANM_OK ||
+        (rc = anm_reactor_handle_signals(s->reactor, on_drain, s)) != ANM_OK)
+        return rc;
+    /* rates on real time: a 1 s timer on the engine clock would misreport a fast sim clock */
+    if (!anm_clock_is_simulated(s->clock))
+        anm_reactor_add_timer(s->reactor, 1000, 1000, on_rates, s, NULL);
+    anm_reactor_set_drain_timeout(s->reactor, 30000);
+    rc = anm_reactor_run(s->reactor);
+    anm_log_info(COMPONENT, "stopped: %llu samples acked, %llu stored",
+                 s->acked_samples, atomic_load(&s->committed_samples));
+    return rc;
+}
+
+void ingest_service_destroy(ingest_service **sp)
+{
+    if (!sp || !*sp)
+        return;
+    ingest_service *s = *sp;
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->lock);
+        s->stopping = 2; /* stop now: what is not stored stays in the journal */
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->writer, NULL);
+    }
+    anm_reactor_destroy(&s->reactor);
+    anm_socket_destroy(&s->router);
+    anm_socket_destroy(&s->pub);
+    anm_bus_destroy(&s->bus);
+    ingest_journal_close(&s->journal);
+    anm_db_destroy(&s->db);
+    ingest_senders_destroy(&s->senders);
+    ingest_senders_destroy(&s->committed_senders);
+    ingest_recent_destroy(&s->recent);
+    anm_telemetry_batch_free(&s->batch);
+    for (size_t i = 0; i < s->n_zones; i++)
+        free(s->zones[i]);
+    free(s->zones);
+    free(s->latest);
+    free(s->scratch);
+    free(s->acks);
+    anm_clock_destroy(&s->clock);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+    *sp = NULL;
+}
+
+/* ---- --status client ---------------------------------------------------- */
+
+int ingest_status_query(const char *endpoint, int timeout_ms, json_t **out)
+{
+    *out = NULL;
+    anm_bus *bus = NULL;
+    anm_socket *dealer = NULL;
+    anm_msg *msg = NULL;
+    int rc = anm_bus_new(&bus);
+    if (rc != ANM_OK)
+        return rc;
+    char ep[1100];
+    const char *e = endpoint[0] == '@' || endpoint[0] == '>' ? endpoint + 1 : endpoint;
+    snprintf(ep, sizeof ep, ">%s", e);
+    anm_error_detail detail;
+    if ((rc = anm_socket_new(bus, ANM_SOCKET_DEALER, ep, NULL, &dealer, &detail)) != ANM_OK)
+        goto done;
+    json_t *req = json_pack("{s:i, s:s, s:s}", "v", 1, "kind", "ingest.status.request", "id", "status");
+    rc = anm_bus_send_json(dealer, NULL, "ingest.status.request", req, 0);
+    json_decref(req);
+    if (rc != ANM_OK)
+        goto done;
+    int64_t deadline = anm_monotonic_ns() + (int64_t)timeout_ms * 1000000;
+    rc = ANM_ETIMEOUT;
+    while (anm_monotonic_ns() < deadline) {
+        int r = anm_socket_recv(dealer, &msg, ANM_BUS_DONTWAIT);
+        if (r == ANM_EAGAIN) {
+            struct timespec ts = {0, 10000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (r != ANM_OK) {
+            rc = r;
+            break;
+        }
+        size_t size;
+        const void *body = anm_msg_part(msg, anm_msg_parts(msg) - 1, &size);
+        json_error_t jerr;
+        *out = json_loadb(body, size, 0, &jerr);
+        rc = *out ? ANM_OK : ANM_EPROTO;
+        break;
+    }
+done:
+    anm_msg_destroy(&msg);
+    anm_socket_destroy(&dealer);
+    anm_bus_destroy(&bus);
+    return rc;
+}
