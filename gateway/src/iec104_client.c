@@ -332,3 +332,29 @@ const char *gateway_iec104_client_last_error(const gateway_iec104_client *client
 {
     return client != NULL ? client->last_error : "";
 }
+
+int gateway_iec104_client_stop(gateway_iec104_client *client, int64_t now_ms)
+{
+    if (client == NULL)
+        return ANM_EINVAL;
+    if (!gateway_iec104_client_is_started(client))
+        return ANM_ESTATE;
+    int rc = gateway_iec104_link_stop(client->conn->link, now_ms);
+    if (rc == ANM_OK)
+        gateway__iec104_conn_flush(client->conn);
+    return rc;
+}
+
+gateway_iec104_link_state gateway_iec104_client_link_state(const gateway_iec104_client *client)
+{
+    if (client == NULL || client->conn == NULL || client->conn->closed)
+        return GATEWAY_IEC104_LINK_CLOSED;
+    return gateway_iec104_link_get_state(client->conn->link);
+}
+
+uint64_t gateway_iec104_client_testfr_confirmed(const gateway_iec104_client *client)
+{
+    if (client == NULL || client->conn == NULL)
+        return 0;
+    return gateway_iec104_link_testfr_confirmed(client->conn->link);
+}

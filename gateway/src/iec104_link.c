@@ -40,6 +40,7 @@ struct gateway_iec104_link {
     /* U-frame acts awaiting their con (t1) */
     int64_t control_deadline; /* STARTDT/STOPDT act sent by the client */
     int64_t testfr_deadline;  /* TESTFR act sent */
+    uint64_t testfr_confirmed; /* TESTFR con received */
 
     gateway_iec104_reassembler reassembler;
 
@@ -524,6 +525,7 @@ static void receive_u_frame(gateway_iec104_link *link, uint8_t function, int64_t
         break;
     case GATEWAY_IEC104_TESTFR_CON:
         link->testfr_deadline = NEVER; /* an unsolicited con is harmless */
+        link->testfr_confirmed++;
         break;
     case GATEWAY_IEC104_STARTDT_ACT:
         if (!server) {
@@ -724,4 +726,9 @@ int64_t gateway_iec104_link_next_deadline(const gateway_iec104_link *link)
     next = earliest(next, link->t2_deadline);
     next = earliest(next, t3_deadline(link));
     return next;
+}
+
+uint64_t gateway_iec104_link_testfr_confirmed(const gateway_iec104_link *link)
+{
+    return link != NULL ? link->testfr_confirmed : 0;
 }

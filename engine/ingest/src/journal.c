@@ -271,7 +271,8 @@ int ingest_journal_open(const ingest_journal_options *options, uint64_t committe
     closedir(d);
     if (rc != ANM_OK)
         goto fail;
-    qsort(j->starts, j->n_segments, sizeof *j->starts, cmp_u64);
+    if (j->n_segments > 1)
+        qsort(j->starts, j->n_segments, sizeof *j->starts, cmp_u64);
 
     /* Find the valid end: scan each segment from max(start, committed). A
        bad record ends the journal there; later segments are dropped. */

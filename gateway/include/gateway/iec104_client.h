@@ -67,6 +67,20 @@ int gateway_iec104_client_interrogate(gateway_iec104_client *client, int64_t now
 int gateway_iec104_client_clock_sync(gateway_iec104_client *client, int64_t utc_ms,
                                      int64_t now_ms);
 
+/*
+ * Sends STOPDT act on the current connection (the outstation stops sending,
+ * acknowledges what is outstanding and answers STOPDT con). The client
+ * does not restart data transfer on that connection; a new connection
+ * (after a failure) starts again. ANM_ESTATE if not started.
+ */
+int gateway_iec104_client_stop(gateway_iec104_client *client, int64_t now_ms);
+
+/* Link state of the current connection, GATEWAY_IEC104_LINK_CLOSED if none. */
+gateway_iec104_link_state gateway_iec104_client_link_state(const gateway_iec104_client *client);
+
+/* TESTFR con frames received on the current connection (0 if none). */
+uint64_t gateway_iec104_client_testfr_confirmed(const gateway_iec104_client *client);
+
 /* Successful connections so far, and the last failure ("" if none). */
 size_t gateway_iec104_client_connect_count(const gateway_iec104_client *client);
 const char *gateway_iec104_client_last_error(const gateway_iec104_client *client);

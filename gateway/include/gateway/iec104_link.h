@@ -161,6 +161,9 @@ uint16_t gateway_iec104_link_send_sequence(const gateway_iec104_link *link);
 uint16_t gateway_iec104_link_receive_sequence(const gateway_iec104_link *link);
 uint16_t gateway_iec104_link_ack_sequence(const gateway_iec104_link *link);
 
+/* TESTFR con frames received on this link so far (answers to our t3 TESTFR act). */
+uint64_t gateway_iec104_link_testfr_confirmed(const gateway_iec104_link *link);
+
 /*
  * Tests only: start the sequence numbers at v (V(S) = V(A) = V(R) = v),
  * to exercise the wrap at 32768 without 32768 frames. Only on a new link

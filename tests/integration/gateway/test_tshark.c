@@ -1,0 +1,352 @@
+/*
+ * test_tshark.c: Wireshark's own iec60870_104 dissector decodes a capture
+ * of our outstation talking to our client on loopback (STARTDT, general
+ * interrogation, spontaneous time-tagged values, clock sync, TESTFR,
+ * STOPDT): no malformed or warning frames, and the type ids, causes and
+ * values it decodes are the ones we sent. Independent of our codec.
+ *
+ * Needs tshark and permission to capture on lo (root in CI).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/clock.h"
+#include "gateway/iec104_client.h"
+#include "gateway/iec104_server.h"
+#include "testlib.h"
+
+extern char **environ;
+
+#define MAX_LOG 64
+
+typedef struct step {
+    int type;
+    int cause;
+} step;
+
+typedef struct exchange {
+    step log[MAX_LOG]; /* ASDUs in wire order (client's commands and what it received) */
+    int n;
+    int n_received;
+    float values[MAX_LOG]; /* float values received, in order */
+    int n_values;
+} exchange;
+
+static void note(exchange *x, int type, int cause)
+{
+    if (x->n < MAX_LOG)
+        x->log[x->n++] = (step){type, cause};
+}
+
+static void on_asdu(void *arg, const gateway_iec104_asdu *asdu, int64_t now_ms)
+{
+    (void)now_ms;
+    exchange *x = arg;
+    note(x, asdu->type, asdu->cause);
+    x->n_received++;
+    for (int i = 0; i < asdu->count; i++) {
+        if ((asdu->type == GATEWAY_IEC104_M_ME_NC_1 || asdu->type == GATEWAY_IEC104_M_ME_TF_1) &&
+            x->n_values < MAX_LOG)
+            x->values[x->n_values++] = asdu->objects[i].value;
+    }
+}
+
+/* argv of string literals as the char *[] that exec wants (-Wwrite-strings). */
+typedef struct arg_list {
+    char *v[32];
+} arg_list;
+
+static void args_copy(arg_list *a, const char *const argv[])
+{
+    size_t n = 0;
+    for (; argv[n] != NULL && n < 31; n++)
+        a->v[n] = strdup(argv[n]);
+    a->v[n] = NULL;
+}
+
+static void args_free(arg_list *a)
+{
+    for (size_t i = 0; a->v[i] != NULL; i++)
+        free(a->v[i]);
+}
+
+static int run(const char *const argv[], char **out, char **err)
+{
+    arg_list a;
+    args_copy(&a, argv);
+    int status = anm_test_run(a.v, out, err);
+    args_free(&a);
+    return status;
+}
+
+typedef struct capture {
+    pid_t pid;
+    int err_fd;
+    char err[4096];
+    size_t err_len;
+} capture;
+
+/* Reads tshark's stderr until "Capturing on" (ready: 1), its end (0) or 20 s (0). */
+static int wait_capturing(capture *c)
+{
+    int64_t end = anm_monotonic_ns() + 20000000000LL;
+    while (anm_monotonic_ns() < end) {
+        struct pollfd p = {.fd = c->err_fd, .events = POLLIN};
+        int r = poll(&p, 1, 200);
+        if (r < 0 && errno != EINTR)
+            return 0;
+        if (r <= 0)
+            continue;
+        ssize_t got = read(c->err_fd, c->err + c->err_len, sizeof c->err - 1 - c->err_len);
+        if (got <= 0)
+            return 0;
+        c->err_len += (size_t)got;
+        c->err[c->err_len] = '\0';
+        if (strstr(c->err, "Capturing on") != NULL)
+            return 1;
+        if (c->err_len + 1 >= sizeof c->err)
+            return 0;
+    }
+    return 0;
+}
+
+static void start_capture(capture *c, int port, const char *file)
+{
+    char filter[64];
+    snprintf(filter, sizeof filter, "tcp port %d", port);
+    int pipe_fds[2];
+    cr_assert_eq(pipe(pipe_fds), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+    posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    const char *const argv[] = {"tshark", "-q", "-i", "lo", "-f", filter, "-w", file, NULL};
+    arg_list a;
+    args_copy(&a, argv);
+    int rc = posix_spawnp(&c->pid, "tshark", &actions, NULL, a.v, environ);
+    args_free(&a);
+    posix_spawn_file_actions_destroy(&actions);
+    close(pipe_fds[1]);
+    c->err_fd = pipe_fds[0];
+    cr_assert_eq(rc, 0, "could not run tshark (install the Debian package tshark): %s",
+                 strerror(rc));
+    if (!wait_capturing(c)) {
+        kill(c->pid, SIGKILL);
+        waitpid(c->pid, NULL, 0);
+        cr_assert_fail("tshark could not capture on lo (capture needs root or CAP_NET_RAW and "
+                "CAP_NET_ADMIN for dumpcap): %s",
+                c->err);
+    }
+}
+
+static void stop_capture(capture *c)
+{
+    kill(c->pid, SIGINT);
+    int status = 0;
+    cr_assert_eq(waitpid(c->pid, &status, 0), c->pid);
+    close(c->err_fd);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tshark capture ended badly: %s",
+              c->err);
+}
+
+static void pump(gateway_iec104_server *server, gateway_iec104_client *client, anm_clock *clock)
+{
+    (void)gateway_iec104_server_run_once(server, anm_clock_now_ms(clock), 1);
+    (void)gateway_iec104_client_run_once(client, anm_clock_now_ms(clock), 1);
+}
+
+#define PUMP_UNTIL(cond)                                                                           \
+    do {                                                                                           \
+        int64_t end_ = anm_monotonic_ns() + 10000000000LL;                                         \
+        while (!(cond) && anm_monotonic_ns() < end_)                                               \
+            pump(server, client, clock);                                                           \
+        cr_assert(cond, "timed out waiting for: %s", #cond);                                       \
+    } while (0)
+
+/* Splits a comma-separated tshark field into numbers; returns the count. */
+static int split_numbers(const char *text, double *out, int max)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p != '\0' && *p != '\t' && n < max) {
+        char *end = NULL;
+        double v = strtod(p, &end);
+        if (end == p)
+            break;
+        out[n++] = v;
+        p = end;
+        if (*p == ',')
+            p++;
+    }
+    return n;
+}
+
+/* The tab-separated column col of line (0-based), or "". */
+static const char *column(const char *line, int col)
+{
+    for (int i = 0; i < col; i++) {
+        line = strchr(line, '\t');
+        if (line == NULL)
+            return "";
+        line++;
+    }
+    return line;
+}
+
+Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 90)
+{
+    char *dir = anm_test_tmpdir("gw-tshark");
+    char pcap[1024];
+    snprintf(pcap, sizeof pcap, "%s/iec104.pcapng", dir);
+    anm_clock *clock = anm_clock_new_real();
+
+    gateway_iec104_server_config sc;
+    gateway_iec104_server_config_default(&sc);
+    sc.port = 0;
+    anm_error_detail d;
+    anm_error_detail_clear(&d);
+    gateway_iec104_server *server = NULL;
+    cr_assert_eq(gateway_iec104_server_new(&sc, anm_clock_now_ms(clock), &server, &d), ANM_OK,
+                 "%s", d.message);
+    int port = gateway_iec104_server_port(server);
+    for (uint32_t ioa = 1001; ioa <= 1003; ioa++)
+        cr_assert_eq(gateway_iec104_server_define_point(server, ioa, GATEWAY_IEC104_POINT_MEASURED),
+                     ANM_OK);
+    cr_assert_eq(gateway_iec104_server_define_point(server, 1004, GATEWAY_IEC104_POINT_SINGLE),
+                 ANM_OK);
+    int64_t utc = anm_wall_clock_ms();
+    /* values exactly representable in float32, so text and binary agree */
+    const double gi[3] = {3.25, -1.5, 0.125}, spont[3] = {4.75, 7.5, 0.5};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(gateway_iec104_server_update(server, 1001 + (uint32_t)i, gi[i], 0, utc, 0,
+                                                  anm_clock_now_ms(clock)),
+                     ANM_OK);
+    cr_assert_eq(gateway_iec104_server_update(server, 1004, 1, 0, utc, 0, anm_clock_now_ms(clock)),
+                 ANM_OK);
+
+    capture cap = {0};
+    start_capture(&cap, port, pcap);
+
+    exchange *x = calloc(1, sizeof *x);
+    gateway_iec104_client_config cc;
+    gateway_iec104_client_config_default(&cc);
+    cc.port = port;
+    cc.link.t3_s = 1; /* idle 1 s -> TESTFR act */
+    gateway_iec104_client *client = NULL;
+    cr_assert_eq(gateway_iec104_client_new(&cc, on_asdu, x, anm_clock_now_ms(clock), &client, &d),
+                 ANM_OK);
+    note(x, GATEWAY_IEC104_C_IC_NA_1, GATEWAY_IEC104_COT_ACTIVATION); /* sent on STARTDT con */
+    /* GI: actcon, 3 floats + 1 single with COT 20, actterm */
+    PUMP_UNTIL(x->n_received >= 4);
+    cr_assert_eq(x->log[x->n - 1].type, GATEWAY_IEC104_C_IC_NA_1);
+    cr_assert_eq(x->log[x->n - 1].cause, GATEWAY_IEC104_COT_ACTIVATION_TERM);
+
+    gateway_iec104_point_update up[4];
+    for (int i = 0; i < 3; i++)
+        up[i] = (gateway_iec104_point_update){1001 + (uint32_t)i, spont[i], 0, utc + 100};
+    up[3] = (gateway_iec104_point_update){1004, 0, 0, utc + 100};
+    cr_assert_eq(gateway_iec104_server_update_many(server, up, 4, 1, 0, anm_clock_now_ms(clock)),
+                 ANM_OK);
+    PUMP_UNTIL(x->n_received >= 6);
+
+    cr_assert_eq(gateway_iec104_client_clock_sync(client, anm_wall_clock_ms(),
+                                                  anm_clock_now_ms(clock)),
+                 ANM_OK);
+    note(x, GATEWAY_IEC104_C_CS_NA_1, GATEWAY_IEC104_COT_ACTIVATION);
+    PUMP_UNTIL(x->n_received >= 7);
+    PUMP_UNTIL(gateway_iec104_client_testfr_confirmed(client) >= 1);
+    cr_assert_eq(gateway_iec104_client_stop(client, anm_clock_now_ms(clock)), ANM_OK);
+    PUMP_UNTIL(gateway_iec104_client_link_state(client) == GATEWAY_IEC104_LINK_STOPPED);
+    gateway_iec104_client_destroy(&client); /* orderly close: FIN, nothing unread */
+    PUMP_UNTIL(gateway_iec104_server_client_count(server) == 0);
+    stop_capture(&cap);
+
+    /* What our client saw is what we sent, in wire order. */
+    const step expected[] = {
+        {100, 6}, {100, 7}, {13, 20}, {1, 20}, {100, 10}, {36, 3}, {30, 3}, {103, 6}, {103, 7}};
+    const int n_expected = (int)(sizeof expected / sizeof expected[0]);
+    cr_assert_eq(x->n, n_expected);
+    for (int i = 0; i < n_expected; i++) {
+        cr_assert_eq(x->log[i].type, expected[i].type, "asdu %d", i);
+        cr_assert_eq(x->log[i].cause, expected[i].cause, "asdu %d", i);
+    }
+
+    /* 1. Wireshark finds nothing malformed and no expert warning or error. */
+    char decode_as[64];
+    snprintf(decode_as, sizeof decode_as, "tcp.port==%d,iec60870_104", port);
+    char *out = NULL, *err = NULL;
+    const char *const check[] = {"tshark", "-r", pcap, "-d", decode_as, "-Y",
+                     "_ws.malformed || _ws.expert.severity >= warning", NULL};
+    cr_assert_eq(run(check, &out, &err), 0, "tshark -r failed: %s", err);
+    cr_assert_str_empty(out, "frames wireshark marks malformed or with warnings:\n%s", out);
+    free(out);
+    free(err);
+
+    { const char *const all[] = {"tshark", "-r", pcap, "-d", decode_as, NULL}; char *o = NULL; run(all, &o, NULL); fprintf(stderr, "DEBUG capture:\n%s\ncap err: %s\n", o, cap.err); free(o); }
+    /* 2. Its decoded type ids, causes and values are ours. */
+    const char *const fields[] = {"tshark", "-r", pcap, "-d", decode_as, "-Y", "iec60870_104", "-T", "fields",
+                      "-E", "aggregator=,", "-e", "iec60870_104.utype", "-e",
+                      "iec60870_asdu.typeid", "-e", "iec60870_asdu.causetx", "-e",
+                      "iec60870_asdu.float", "-e", "iec60870_asdu.test", NULL};
+    cr_assert_eq(run(fields, &out, &err), 0, "tshark -T fields failed: %s", err);
+    int n_asdu = 0, n_float = 0;
+    step decoded[MAX_LOG];
+    double floats[MAX_LOG];
+    int u_seen[256] = {0};
+    for (char *line = out; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        double u[16], types[16], causes[16], fl[32];
+        int nu = split_numbers(column(line, 0), u, 16);
+        int nt = split_numbers(column(line, 1), types, 16);
+        int nc = split_numbers(column(line, 2), causes, 16);
+        int nf = split_numbers(column(line, 3), fl, 32);
+        cr_assert_eq(nt, nc, "type ids and causes do not pair up: %s", line);
+        for (int i = 0; i < nu; i++)
+            u_seen[(int)u[i] & 0xff]++;
+        for (int i = 0; i < nt && n_asdu < MAX_LOG; i++)
+            decoded[n_asdu++] = (step){(int)types[i], (int)causes[i]};
+        for (int i = 0; i < nf && n_float < MAX_LOG; i++)
+            floats[n_float++] = fl[i];
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    cr_assert_eq(n_asdu, n_expected, "wireshark decoded %d asdus, we sent %d:\n%s", n_asdu,
+                 n_expected, out);
+    for (int i = 0; i < n_expected; i++) {
+        cr_assert_eq(decoded[i].type, expected[i].type, "asdu %d type", i);
+        cr_assert_eq(decoded[i].cause, expected[i].cause, "asdu %d cause", i);
+    }
+    /* GI floats then spontaneous ones; all exact in float32 */
+    cr_assert_eq(n_float, 6);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_float_eq(floats[i], gi[i], 1e-9);
+        cr_assert_float_eq(floats[3 + i], spont[i], 1e-9);
+        cr_assert_float_eq(x->values[i], gi[i], 1e-9);
+        cr_assert_float_eq(x->values[3 + i], spont[i], 1e-9);
+    }
+    /* U-frames (wireshark's utype is the control octet): STARTDT act/con 0x07/0x0B,
+       TESTFR act/con 0x43/0x83, STOPDT act/con 0x13/0x23 */
+    const int u_codes[] = {0x07, 0x0B, 0x43, 0x83, 0x13, 0x23};
+    for (size_t i = 0; i < sizeof u_codes / sizeof u_codes[0]; i++)
+        cr_assert_geq(u_seen[u_codes[i]], 1, "no U-frame 0x%02X in the capture:\n%s", u_codes[i],
+                      out);
+    free(out);
+    free(err);
+    free(x);
+    gateway_iec104_server_destroy(&server);
+    anm_clock_destroy(&clock);
+    anm_test_rmtree(dir);
+    free(dir);
+}
