@@ -46,7 +46,7 @@ typedef struct inflight {
 } inflight;
 
 typedef struct replay_args {
-    const char *file, *endpoint, *conninfo;
+    const char *file, *endpoint, *conninfo, *clock_spec;
     double speed;
     long sender_id, batch, window, timeout_ms;
 } replay_args;
@@ -54,11 +54,13 @@ typedef struct replay_args {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: anm replay FILE [--speed N] [--endpoint E] [--conninfo C]\n"
+            "usage: anm replay FILE [--speed N | --clock SPEC] [--endpoint E] [--conninfo C]\n"
             "                  [--sender-id N] [--batch N] [--window N] [--timeout-ms N]\n\n"
             "Sends a CSV of samples (header signal,time_utc,value,quality) to anm-ingest.\n\n"
             "  --speed N       engine clock speed from the file's first time (default 0: as fast\n"
             "                  as possible; 1: real time; 60: an hour a minute)\n"
+            "  --clock SPEC    send each sample when this engine clock reaches its time instead\n"
+            "                  (real, sim:TIME[@SPEED]; 'real' for live data stamped from now on)\n"
             "  --endpoint E    the ingest ROUTER (default tcp://127.0.0.1:5601)\n"
             "  --conninfo C    database to resolve signal ids (default $ANM_DB_CONNINFO)\n"
             "  --sender-id N   this sender's id (default 1)\n"
@@ -258,6 +260,8 @@ static int parse_args(int argc, char **argv, replay_args *a)
         int ok = ANM_OK;
         if (strcmp(arg, "--speed") == 0)
             ok = anm_parse_double(v, 0, 1e9, &a->speed);
+        else if (strcmp(arg, "--clock") == 0)
+            a->clock_spec = v;
         else if (strcmp(arg, "--endpoint") == 0)
             a->endpoint = v;
         else if (strcmp(arg, "--conninfo") == 0)
@@ -325,7 +329,16 @@ int anm_cmd_replay(int argc, char **argv)
         fprintf(stderr, "%s: could not connect to \"%s\"\n", PROG, a.endpoint);
         goto done;
     }
-    clock = a.speed > 0 ? anm_clock_new_simulated(rows[0].utc_ms, a.speed) : NULL;
+    if (a.clock_spec != NULL) {
+        if (anm_clock_new_from_spec(a.clock_spec, &clock) != ANM_OK ||
+            (anm_clock_is_simulated(clock) && anm_clock_speed(clock) == 0.0)) {
+            exit_code = anm_cli_usage_error(PROG, "bad clock '%s' (real, sim:TIME[@SPEED])",
+                                            a.clock_spec);
+            goto done;
+        }
+    } else if (a.speed > 0) {
+        clock = anm_clock_new_simulated(rows[0].utc_ms, a.speed);
+    }
     uint64_t seq = (uint64_t)anm_wall_clock_ms() * 1000u;
     int64_t started = anm_monotonic_ns();
     while (next_row < n_rows || done_batches < n_fl) {
