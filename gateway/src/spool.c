@@ -215,7 +215,8 @@ int gateway_spool_open(const char *dir, gateway_spool **out, anm_error_detail *d
     /* parked entries keep their numbers: never reuse one */
     if ((rc = scan(spool, spool->parked_dir, 0, detail)) != ANM_OK)
         goto fail;
-    qsort(spool->entries, spool->count, sizeof *spool->entries, cmp_entry);
+    if (spool->count > 1)
+        qsort(spool->entries, spool->count, sizeof *spool->entries, cmp_entry);
     *out = spool;
     return ANM_OK;
 fail:
@@ -425,7 +426,8 @@ int gateway_spool_requeue_parked(gateway_spool *spool, size_t *moved)
             (*moved)++;
     }
     closedir(d);
-    qsort(spool->entries, spool->count, sizeof *spool->entries, cmp_entry);
+    if (spool->count > 1)
+        qsort(spool->entries, spool->count, sizeof *spool->entries, cmp_entry);
     if (rc == ANM_OK)
         rc = fsync_dir(spool->dir);
     if (rc == ANM_OK)
