@@ -1,10 +1,10 @@
 /*
  * rng.c: counter-seeded xoshiro256** streams and the variates the sampler
- * needs (see sampler.h).
+ * needs (see sampler.h; the variates themselves are in rng_inline.h).
  */
 #include "forecast/sampler.h"
 
-#include <math.h>
+#include "rng_inline.h"
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -12,11 +12,6 @@ static uint64_t splitmix64(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
 }
 
 uint64_t forecast_hash_string(const char *text)
@@ -53,73 +48,25 @@ void forecast_rng_seed(forecast_rng *rng, uint64_t seed, uint64_t zone_hash, uin
 
 uint64_t forecast_rng_next(forecast_rng *rng)
 {
-    uint64_t *s = rng->s;
-    const uint64_t result = rotl(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    return forecast__rng_next(rng);
 }
 
 double forecast_rng_uniform(forecast_rng *rng)
 {
-    /* (k + 0.5) / 2^53: never 0, never 1 */
-    return ((double)(forecast_rng_next(rng) >> 11) + 0.5) * 0x1.0p-53;
+    return forecast__rng_uniform(rng);
 }
 
 double forecast_rng_normal(forecast_rng *rng)
 {
-    if (rng->has_spare) {
-        rng->has_spare = 0;
-        return rng->spare_normal;
-    }
-    double u, v, s;
-    do {
-        u = 2.0 * forecast_rng_uniform(rng) - 1.0;
-        v = 2.0 * forecast_rng_uniform(rng) - 1.0;
-        s = u * u + v * v;
-    } while (s >= 1.0 || s == 0.0);
-    double f = sqrt(-2.0 * log(s) / s);
-    rng->spare_normal = v * f;
-    rng->has_spare = 1;
-    return u * f;
+    return forecast__rng_normal(rng);
 }
 
 double forecast_rng_gamma(forecast_rng *rng, double shape)
 {
-    if (shape < 1.0) {
-        /* Gamma(a) = Gamma(a + 1) * U^(1/a) */
-        double g = forecast_rng_gamma(rng, shape + 1.0);
-        return g * pow(forecast_rng_uniform(rng), 1.0 / shape);
-    }
-    const double d = shape - 1.0 / 3.0;
-    const double c = 1.0 / sqrt(9.0 * d);
-    for (;;) {
-        double x, v;
-        do {
-            x = forecast_rng_normal(rng);
-            v = 1.0 + c * x;
-        } while (v <= 0.0);
-        v = v * v * v;
-        double u = forecast_rng_uniform(rng);
-        double x2 = x * x;
-        if (u < 1.0 - 0.0331 * x2 * x2) {
-            return d * v;
-        }
-        if (log(u) < 0.5 * x2 + d * (1.0 - v + log(v))) {
-            return d * v;
-        }
-    }
+    return forecast__rng_gamma(rng, shape);
 }
 
 double forecast_rng_beta(forecast_rng *rng, double alpha, double beta)
 {
-    double x = forecast_rng_gamma(rng, alpha);
-    double y = forecast_rng_gamma(rng, beta);
-    double sum = x + y;
-    return sum > 0.0 ? x / sum : 0.5;
+    return forecast__rng_beta(rng, alpha, beta);
 }

@@ -88,6 +88,11 @@ forecast_rule_workspace *forecast_rule_workspace_new(size_t max_constraints, siz
     return ws;
 }
 
+void forecast_rule_thread_end(void)
+{
+    (void)glp_free_env(); /* 1 when the thread never used GLPK: nothing to free */
+}
+
 void forecast_rule_workspace_destroy(forecast_rule_workspace **p)
 {
     if (!p || !*p) {

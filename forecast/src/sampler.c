@@ -4,6 +4,8 @@
  */
 #include "forecast/sampler.h"
 
+#include "rng_inline.h"
+
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_linalg.h>
 #include <math.h>
@@ -22,6 +24,11 @@ struct forecast_sampler {
     double *fixed_mw;   /* [n_ders] fixed output (DER_FIXED) */
     size_t n_wind;
     size_t *wind_index; /* [n_wind] DER index of each wind DER */
+    double *wind_capacity_mw; /* [n_wind] its capacity */
+    double *wind_cap_mw;      /* [n_wind] its cap_mw */
+    size_t n_solar, n_fixed;
+    size_t *solar_index; /* [n_solar] solar DERs, in zone order */
+    size_t *fixed_index; /* [n_fixed] the others, in zone order */
     double *wind_chol;  /* [n_wind * n_wind] lower Cholesky factor, or NULL */
     double *state_cdf;  /* [n_states] cumulative probabilities */
     size_t n_states;
@@ -51,9 +58,14 @@ int forecast_sampler_new(const anm_zone *zone, const forecast_inputs *inputs,
     s->cap_mw = calloc(n ? n : 1, sizeof *s->cap_mw);
     s->fixed_mw = calloc(n ? n : 1, sizeof *s->fixed_mw);
     s->wind_index = calloc(n ? n : 1, sizeof *s->wind_index);
+    s->wind_capacity_mw = calloc(n ? n : 1, sizeof *s->wind_capacity_mw);
+    s->wind_cap_mw = calloc(n ? n : 1, sizeof *s->wind_cap_mw);
+    s->solar_index = calloc(n ? n : 1, sizeof *s->solar_index);
+    s->fixed_index = calloc(n ? n : 1, sizeof *s->fixed_index);
     s->n_states = inputs->n_outage_states;
     s->state_cdf = calloc(s->n_states ? s->n_states : 1, sizeof *s->state_cdf);
-    if (!s->kind || !s->cap_mw || !s->fixed_mw || !s->wind_index || !s->state_cdf) {
+    if (!s->kind || !s->cap_mw || !s->fixed_mw || !s->wind_index || !s->wind_capacity_mw ||
+        !s->wind_cap_mw || !s->solar_index || !s->fixed_index || !s->state_cdf) {
         goto fail;
     }
     for (size_t j = 0; j < n; j++) {
@@ -73,7 +85,13 @@ int forecast_sampler_new(const anm_zone *zone, const forecast_inputs *inputs,
         double fixed = isnan(di->fixed_mw) ? 0.0 : di->fixed_mw;
         s->fixed_mw[j] = fixed < 0.0 ? 0.0 : (fixed > s->cap_mw[j] ? s->cap_mw[j] : fixed);
         if (s->kind[j] == DER_WIND) {
+            s->wind_capacity_mw[s->n_wind] = der->capacity_mw;
+            s->wind_cap_mw[s->n_wind] = s->cap_mw[j];
             s->wind_index[s->n_wind++] = j;
+        } else if (s->kind[j] == DER_SOLAR) {
+            s->solar_index[s->n_solar++] = j;
+        } else {
+            s->fixed_index[s->n_fixed++] = j;
         }
     }
     double cumulative = 0.0;
@@ -130,6 +148,10 @@ void forecast_sampler_destroy(forecast_sampler **sampler)
     free(s->cap_mw);
     free(s->fixed_mw);
     free(s->wind_index);
+    free(s->wind_capacity_mw);
+    free(s->wind_cap_mw);
+    free(s->solar_index);
+    free(s->fixed_index);
     free(s->wind_chol);
     free(s->state_cdf);
     free(s);
@@ -139,34 +161,35 @@ void forecast_sampler_destroy(forecast_sampler **sampler)
 static double draw_common(const forecast_weather_dist *d, forecast_rng *rng)
 {
     if (d->kind == FORECAST_WEATHER_FORECAST) {
-        return clip01(d->forecast + d->sd * forecast_rng_normal(rng));
+        return clip01(d->forecast + d->sd * forecast__rng_normal(rng));
     }
-    if (d->day_probability < 1.0 && forecast_rng_uniform(rng) >= d->day_probability) {
+    if (d->day_probability < 1.0 && forecast__rng_uniform(rng) >= d->day_probability) {
         return 0.0; /* night */
     }
     if (d->scale == 0.0) {
         return 0.0;
     }
-    return clip01(d->scale * forecast_rng_beta(rng, d->alpha, d->beta));
+    return clip01(d->scale * forecast__rng_beta(rng, d->alpha, d->beta));
 }
 
-void forecast_sampler_draw(const forecast_sampler *s, forecast_rng *rng, double *demand_scale,
-                           double *available_mw, size_t *state, double *scratch)
+/* One sample: *demand_scale, DER j's available MW at available_mw[j * stride]. */
+static inline void draw_one(const forecast_sampler *s, forecast_rng *rng, double *demand_scale,
+                            double *available_mw, size_t stride, size_t *state, double *scratch)
 {
     const forecast_period_inputs *p = s->period;
     const forecast_demand_dist *dd = &p->demand;
     double demand;
     switch (dd->kind) {
     case FORECAST_DEMAND_NORMAL:
-        demand = dd->forecast + dd->sd * forecast_rng_normal(rng);
+        demand = dd->forecast + dd->sd * forecast__rng_normal(rng);
         break;
     case FORECAST_DEMAND_EMPIRICAL: {
-        size_t k = (size_t)(forecast_rng_uniform(rng) * (double)dd->n_values);
+        size_t k = (size_t)(forecast__rng_uniform(rng) * (double)dd->n_values);
         demand = dd->values[k < dd->n_values ? k : dd->n_values - 1];
         break;
     }
     default:
-        demand = dd->a + dd->b * forecast_rng_beta(rng, dd->alpha, dd->beta);
+        demand = dd->a + dd->b * forecast__rng_beta(rng, dd->alpha, dd->beta);
         break;
     }
     *demand_scale = demand > 0.0 ? demand : 0.0;
@@ -178,7 +201,7 @@ void forecast_sampler_draw(const forecast_sampler *s, forecast_rng *rng, double 
     double *zc = scratch + s->n_ders;
     if (s->n_wind) {
         for (size_t i = 0; i < s->n_wind; i++) {
-            z[i] = forecast_rng_normal(rng);
+            z[i] = forecast__rng_normal(rng);
         }
         if (s->wind_chol) {
             size_t m = s->n_wind;
@@ -191,30 +214,97 @@ void forecast_sampler_draw(const forecast_sampler *s, forecast_rng *rng, double 
             }
             z = zc;
         }
+        const double sigma = p->wind.sigma;
         for (size_t i = 0; i < s->n_wind; i++) {
-            size_t j = s->wind_index[i];
-            double mw = s->zone->ders[j].capacity_mw * clip01(w + p->wind.sigma * z[i]);
-            available_mw[j] = mw < s->cap_mw[j] ? mw : s->cap_mw[j];
+            double mw = s->wind_capacity_mw[i] * clip01(w + sigma * z[i]);
+            available_mw[s->wind_index[i] * stride] = mw < s->wind_cap_mw[i] ? mw : s->wind_cap_mw[i];
         }
     }
-    for (size_t j = 0; j < s->n_ders; j++) {
-        if (s->kind[j] == DER_SOLAR) {
-            double cf = solar;
-            if (p->solar.sigma > 0.0 && solar > 0.0) {
-                cf = clip01(solar + p->solar.sigma * forecast_rng_normal(rng));
-            }
-            double mw = s->zone->ders[j].capacity_mw * cf;
-            available_mw[j] = mw < s->cap_mw[j] ? mw : s->cap_mw[j];
-        } else if (s->kind[j] == DER_FIXED) {
-            available_mw[j] = s->fixed_mw[j];
+    for (size_t k = 0; k < s->n_solar; k++) {
+        size_t j = s->solar_index[k];
+        double cf = solar;
+        if (p->solar.sigma > 0.0 && solar > 0.0) {
+            cf = clip01(solar + p->solar.sigma * forecast__rng_normal(rng));
         }
+        double mw = s->zone->ders[j].capacity_mw * cf;
+        available_mw[j * stride] = mw < s->cap_mw[j] ? mw : s->cap_mw[j];
+    }
+    for (size_t k = 0; k < s->n_fixed; k++) {
+        size_t j = s->fixed_index[k];
+        available_mw[j * stride] = s->fixed_mw[j];
     }
     size_t k = 0;
     if (s->n_states > 1) {
-        double u = forecast_rng_uniform(rng);
+        double u = forecast__rng_uniform(rng);
         while (k + 1 < s->n_states && u >= s->state_cdf[k]) {
             k++;
         }
     }
     *state = k;
+}
+
+void forecast_sampler_draw(const forecast_sampler *s, forecast_rng *rng, double *demand_scale,
+                           double *available_mw, size_t *state, double *scratch)
+{
+    draw_one(s, rng, demand_scale, available_mw, 1, state, scratch);
+}
+
+void forecast_sampler_draw_block(const forecast_sampler *s, forecast_rng *rng, size_t n,
+                                 double *x, size_t stride, size_t *state, double *scratch)
+{
+    for (size_t i = 0; i < n; i++) {
+        draw_one(s, rng, x + i, x + stride + i, stride, &state[i], scratch);
+    }
+}
+
+void forecast_sampler_bounds(const forecast_sampler *s, double *demand_min, double *demand_max,
+                             double *der_min_mw, double *der_max_mw)
+{
+    const forecast_period_inputs *p = s->period;
+    const forecast_demand_dist *dd = &p->demand;
+    double lo, hi;
+    switch (dd->kind) {
+    case FORECAST_DEMAND_NORMAL:
+        lo = dd->sd > 0.0 ? -HUGE_VAL : dd->forecast;
+        hi = dd->sd > 0.0 ? HUGE_VAL : dd->forecast;
+        break;
+    case FORECAST_DEMAND_EMPIRICAL:
+        lo = INFINITY;
+        hi = -INFINITY;
+        for (size_t k = 0; k < dd->n_values; k++) {
+            lo = dd->values[k] < lo ? dd->values[k] : lo;
+            hi = dd->values[k] > hi ? dd->values[k] : hi;
+        }
+        break;
+    default: {
+        double e0 = dd->a, e1 = dd->a + dd->b;
+        lo = e0 < e1 ? e0 : e1;
+        hi = e0 < e1 ? e1 : e0;
+        break;
+    }
+    }
+    /* the draw floors the scale at 0 */
+    *demand_min = lo > 0.0 ? lo : 0.0;
+    *demand_max = hi > 0.0 ? hi : 0.0;
+    const forecast_weather_dist *solar = &p->solar;
+    int solar_dark = solar->kind == FORECAST_WEATHER_BETA &&
+                     (solar->day_probability <= 0.0 || solar->scale == 0.0);
+    for (size_t j = 0; j < s->n_ders; j++) {
+        double cap = s->zone->ders[j].capacity_mw;
+        cap = cap < s->cap_mw[j] ? cap : s->cap_mw[j];
+        cap = cap > 0.0 ? cap : 0.0;
+        switch (s->kind[j]) {
+        case DER_FIXED:
+            der_min_mw[j] = der_max_mw[j] = s->fixed_mw[j];
+            break;
+        case DER_SOLAR:
+            der_min_mw[j] = 0.0;
+            der_max_mw[j] = solar_dark ? 0.0 : cap;
+            break;
+        default:
+            der_min_mw[j] = 0.0;
+            der_max_mw[j] = cap;
+            break;
+        }
+    }
 }

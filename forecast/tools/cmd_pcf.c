@@ -3,7 +3,7 @@
  *
  *   pcf --inputs FILE --zones ZONES.json [--case CASE.m] [--zone ID]
  *       [--period N] [--samples N | --ci-width W] [--seed S] [--threads T]
- *       [--format text|json] [--export FILE]
+ *       [--format text|json] [--export FILE] [--access lifo|pro_rata|min_mw]
  *   day-ahead --inputs FILE --zones ZONES.json --out STATEMENT.json
  *       [--date D] [--case CASE.m] [--zone ID] [--samples N | --ci-width W]
  *       [--seed S] [--threads T] [--clock SPEC] [--version-number V]
@@ -34,6 +34,7 @@ typedef struct options {
     const char *case_path, *zones_path, *zone_id, *inputs_path, *out_path, *export_path;
     const char *date, *clock_spec, *format;
     long period, samples, threads, version;
+    int access; /* -1: the zone's own rule, else an anm_access */
     double ci_width;
     long long seed;
 } options;
@@ -43,6 +44,7 @@ static int parse_options(const char *program, const char *command, int argc, cha
 {
     memset(o, 0, sizeof *o);
     o->samples = -1;
+    o->access = -1;
     o->seed = 1;
     o->version = 1;
     o->format = "text";
@@ -79,6 +81,17 @@ static int parse_options(const char *program, const char *command, int argc, cha
                 return anm_cli_usage_error(program, "unknown format \"%s\" (text or json)", v);
             }
             o->format = v;
+        } else if (strcmp(arg, "--access") == 0 && strcmp(command, "pcf") == 0) {
+            if (strcmp(v, "lifo") == 0) {
+                o->access = ANM_ACCESS_LIFO;
+            } else if (strcmp(v, "pro_rata") == 0) {
+                o->access = ANM_ACCESS_PRO_RATA;
+            } else if (strcmp(v, "min_mw") == 0) {
+                o->access = ANM_ACCESS_MIN_MW;
+            } else {
+                return anm_cli_usage_error(program,
+                                           "unknown access \"%s\" (lifo, pro_rata or min_mw)", v);
+            }
         } else if (strcmp(arg, "--log-level") == 0) {
             if (anm_cli_apply_log_level(v) != ANM_OK) {
                 return anm_cli_usage_error(program, "unknown log level \"%s\"", v);
@@ -140,6 +153,7 @@ typedef struct loaded {
     anm_case *network;
     anm_zone_set *zones;
     const anm_zone *zone;
+    anm_zone zone_override; /* a shallow copy of the zone with --access's rule */
     forecast_inputs *inputs;
     forecast_pcf_model *model;
     char *case_path;
@@ -214,6 +228,11 @@ static int load_all(const char *program, const options *o, loaded *l)
     l->zone = anm_zone_set_find(l->zones, zone_id);
     if (!l->zone) {
         return anm_cli_fail(program, "no zone \"%s\" in %s", zone_id, o->zones_path);
+    }
+    if (o->access >= 0) {
+        l->zone_override = *l->zone; /* borrows the zone set's arrays */
+        l->zone_override.access = (anm_access)o->access;
+        l->zone = &l->zone_override;
     }
     rc = forecast_inputs_load(o->inputs_path, l->zone, &l->inputs, &err);
     if (rc == ANM_OK) {
@@ -366,9 +385,9 @@ int forecast_cli_pcf(const char *program, int argc, char **argv)
             status = anm_cli_fail(program, "out of memory");
         }
     } else {
-        printf("zone %s period %d (%s) samples %zu seed %" PRIu64 "\n", l.zone->id, period,
-               l.inputs->periods[0].period == period ? "first of the file" : "given",
-               r->samples, config.seed);
+        printf("zone %s period %d (%s) samples %zu seed %" PRIu64 " access %s\n", l.zone->id,
+               period, l.inputs->periods[0].period == period ? "first of the file" : "given",
+               r->samples, config.seed, anm_access_name(l.zone->access));
         printf("P(ANM acts) %.6f ±%.6f  P(unresolved) %.6f ±%.6f\n", r->anm_acts.value,
                r->anm_acts.se, r->unresolved.value, r->unresolved.se);
         printf("headroom MW p10 %.3f p50 %.3f p90 %.3f\n", r->headroom_p10_mw.value,
@@ -385,10 +404,15 @@ int forecast_cli_pcf(const char *program, int argc, char **argv)
         }
         for (size_t b = 0; b < r->n_bindings && b < 5; b++) {
             const forecast_pcf_binding *bd = &r->bindings[b];
-            printf("binding %s after %s%d: %.6f\n", l.zone->monitored[bd->monitored].id,
-                   bd->contingency ? "branch " : "no contingency", bd->contingency,
-                   bd->frequency);
+            if (bd->contingency) {
+                printf("binding %s after branch %d: %.6f\n", l.zone->monitored[bd->monitored].id,
+                       bd->contingency, bd->frequency);
+            } else {
+                printf("binding %s, no contingency: %.6f\n", l.zone->monitored[bd->monitored].id,
+                       bd->frequency);
+            }
         }
+        printf("kernel %s\n", forecast_pcf_kernel_name());
         printf("elapsed_s %.6f samples_per_s %.0f rows_per_sample %.1f threads %u\n", seconds,
                (double)r->samples / seconds, r->rows_evaluated_per_sample, config.threads);
     }

@@ -63,10 +63,11 @@ static const command commands[] = {
     {"pcf",
      "--inputs FILE --zones ZONES.json [--case CASE.m] [--zone ID] [--period N]\n"
      "      [--samples N | --ci-width W] [--seed S] [--threads T] [--format text|json]\n"
-     "      [--export FILE]",
+     "      [--export FILE] [--access lifo|pro_rata|min_mw]",
      "Monte Carlo PCF of one period (default the inputs' first): per DER the probability of\n"
      "      curtailment, expected and quantile curtailed MW, with standard errors; per zone\n"
-     "      P(ANM acts), headroom and binding constraints (docs/inputs.md)",
+     "      P(ANM acts), headroom and binding constraints (docs/inputs.md); --access runs\n"
+     "      another principle of access than the zone's",
      run_pcf_command},
     {"day-ahead",
      "--inputs FILE --zones ZONES.json --out STATEMENT.json [--date D] [--case CASE.m]\n"

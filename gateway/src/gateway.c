@@ -13,6 +13,7 @@
 #include "engine/reactor.h"
 #include "engine/zone.h"
 #include "gateway/iec104_server.h"
+#include "service_routes.h"
 
 #define COMPONENT "gateway"
 
@@ -156,6 +157,72 @@ static const anm_config_entry field_entries[] = {
     ANM_CONFIG_END};
 static const anm_config_table field_table = {field_entries, sizeof(gateway_field_settings), NULL};
 
+#define MQ(m, t) ANM_CONFIG_OFFSET(gateway_mqtt_settings, m, t)
+#define MQ_STR(n, d, h)                                                                            \
+    {.name = #n, .type = ANM_CONFIG_STRING, .offset = MQ(n, char *), .default_string = d,          \
+     .max_length = 2048, .help = h}
+static const anm_config_entry mqtt_entries[] = {
+    {.name = "enabled", .type = ANM_CONFIG_BOOL, .offset = MQ(enabled, bool),
+     .default_bool = false, .help = "publish exported values to NESO's MQTT broker"},
+    MQ_STR(host, "127.0.0.1", "broker host"),
+    {.name = "port", .type = ANM_CONFIG_INT, .offset = MQ(port, long), .int_min = 1,
+     .int_max = 65535, .default_int = 8883, .help = "broker TLS port"},
+    MQ_STR(client_id, "", "MQTT client id (empty: random)"),
+    MQ_STR(ca_file, "", "CA that signed the broker's certificate (required)"),
+    MQ_STR(cert_file, "", "client certificate (optional)"),
+    MQ_STR(key_file, "", "its key"),
+    MQ_STR(username, "", "username (empty: none)"),
+    MQ_STR(password_file, "", "file whose first line is the password"),
+    {.name = "tls_version", .type = ANM_CONFIG_STRING, .offset = MQ(tls_version, char *),
+     .default_string = "tlsv1.2", .min_length = 7, .max_length = 7,
+     .help = "minimum TLS version: tlsv1.2 or tlsv1.3"},
+    {.name = "keepalive_s", .type = ANM_CONFIG_INT, .offset = MQ(keepalive_s, long),
+     .int_min = 5, .int_max = 3600, .default_int = 30, .help = "MQTT keepalive (s)"},
+    MQ_STR(topic_template, "", "topic template (empty: anm/{unit}/{quantity})"),
+    MQ_STR(payload_template, "", "payload template (empty: the documented JSON)"),
+    MQ_STR(spool_dir, "", "durable spool directory (required)"),
+    {.name = "max_inflight", .type = ANM_CONFIG_INT, .offset = MQ(max_inflight, long),
+     .int_min = 1, .int_max = 65535, .default_int = 100, .help = "unacknowledged publishes"},
+    ANM_CONFIG_END};
+static const anm_config_table mqtt_table = {mqtt_entries, sizeof(gateway_mqtt_settings), NULL};
+
+#define WA(m, t) ANM_CONFIG_OFFSET(gateway_wa_settings, m, t)
+#define WA_STR(n, d, h)                                                                            \
+    {.name = #n, .type = ANM_CONFIG_STRING, .offset = WA(n, char *), .default_string = d,          \
+     .max_length = 2048, .help = h}
+static const anm_config_entry wa_entries[] = {
+    {.name = "enabled", .type = ANM_CONFIG_BOOL, .offset = WA(enabled, bool),
+     .default_bool = false, .help = "send redeclarations to NESO's Wider Access API"},
+    WA_STR(sender, "participant", "our sender id in messages"),
+    WA_STR(signing_alg, "ES256", "JWS algorithm: RS256, PS256 or ES256"),
+    WA_STR(signing_key_file, "", "our signing key (PEM)"),
+    WA_STR(signing_cert_file, "", "our signing certificate (PEM)"),
+    WA_STR(signing_kid, "", "kid (empty: the certificate's x5t#S256)"),
+    WA_STR(neso_cert_file, "", "NESO's signing certificate(s) (PEM), trusted"),
+    WA_STR(base_url, "", "https://host:port of NESO's endpoint"),
+    WA_STR(ca_file, "", "CA for NESO's TLS certificate"),
+    WA_STR(client_cert_file, "", "TLS client certificate (optional)"),
+    WA_STR(client_key_file, "", "its key"),
+    WA_STR(redeclaration_path, "", "path for redeclarations (empty: /wa/v1/redeclaration)"),
+    {.name = "request_timeout_ms", .type = ANM_CONFIG_INT, .offset = WA(request_timeout_ms, long),
+     .int_min = 100, .int_max = 600000, .default_int = 10000, .help = "per request"},
+    {.name = "max_attempts", .type = ANM_CONFIG_INT, .offset = WA(max_attempts, long),
+     .int_min = 1, .int_max = 100, .default_int = 3, .help = "attempts per send"},
+    {.name = "retry_ms", .type = ANM_CONFIG_INT, .offset = WA(retry_ms, long), .int_min = 10,
+     .int_max = 3600000, .default_int = 60000, .help = "wait after a failed send"},
+    {.name = "server_enabled", .type = ANM_CONFIG_BOOL, .offset = WA(server_enabled, bool),
+     .default_bool = false, .help = "receive instructions and normalisation"},
+    WA_STR(bind_address, "127.0.0.1", "address of the endpoint"),
+    {.name = "port", .type = ANM_CONFIG_INT, .offset = WA(port, long), .int_min = 0,
+     .int_max = 65535, .default_int = 8443, .help = "endpoint port (0: ephemeral)"},
+    WA_STR(tls_key_file, "", "endpoint TLS key (PEM)"),
+    WA_STR(tls_cert_file, "", "endpoint TLS certificate chain (PEM)"),
+    WA_STR(instruction_path, "", "path for instructions (empty: /wa/v1/instruction)"),
+    WA_STR(normalisation_path, "", "path for normalisation (empty: /wa/v1/normalisation)"),
+    WA_STR(publish_endpoint, "@tcp://127.0.0.1:5612", "PUB for received messages"),
+    ANM_CONFIG_END};
+static const anm_config_table wa_table = {wa_entries, sizeof(gateway_wa_settings), NULL};
+
 #define CFG(m, t) ANM_CONFIG_OFFSET(gateway_config, m, t)
 static const anm_config_entry entries[] = {
     {.name = "proforma_file", .type = ANM_CONFIG_STRING, .offset = CFG(proforma_file, char *),
@@ -198,6 +265,11 @@ static const anm_config_entry entries[] = {
      .help = "IEC 104 outstation for NESO"},
     {.name = "field", .type = ANM_CONFIG_SECTION_ARRAY, .offset = CFG(field, anm_config_array),
      .section = &field_table, .max_items = 64, .help = "IEC 104 field clients -> ingest"},
+    {.name = "mqtt", .type = ANM_CONFIG_SECTION, .offset = CFG(mqtt, gateway_mqtt_settings),
+     .section = &mqtt_table, .help = "MQTT publisher to NESO"},
+    {.name = "wider_access", .type = ANM_CONFIG_SECTION,
+     .offset = CFG(wider_access, gateway_wa_settings), .section = &wa_table,
+     .help = "Wider Access API client and endpoint"},
     ANM_CONFIG_END};
 static const anm_config_table table = {entries, sizeof(gateway_config), NULL};
 
@@ -221,6 +293,18 @@ int gateway_config_load(const char *path, gateway_config *out, anm_error_detail 
     int rc = anm_config_load_file(&table, path, out, detail);
     if (rc != ANM_OK)
         return rc;
+    gateway_mqtt_settings *m = &out->mqtt;
+    gateway_wa_settings *w = &out->wider_access;
+    char **files[] = {&m->ca_file, &m->cert_file, &m->key_file, &m->password_file,
+                      &m->spool_dir, &w->signing_key_file, &w->signing_cert_file,
+                      &w->neso_cert_file, &w->ca_file, &w->client_cert_file,
+                      &w->client_key_file, &w->tls_key_file, &w->tls_cert_file};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (resolve(files[i], path) != ANM_OK) {
+            gateway_config_free(out);
+            return ANM_ENOMEM;
+        }
+    }
     if (resolve(&out->proforma_file, path) != ANM_OK ||
         resolve(&out->statement_file, path) != ANM_OK ||
         (out->config_path = strdup(path)) == NULL) {
@@ -250,6 +334,8 @@ typedef struct point_state {
 
 struct gateway_service {
     const gateway_config *cfg; /* borrowed */
+    int commissioning; /* live values are held back while a test pattern is out */
+    gateway__routes *routes; /* MQTT and Wider Access */
     anm_clock *clock;
     gateway_proforma *proforma;
     gateway_export *export;
@@ -349,6 +435,12 @@ static void publish(gateway_service *s, int test)
 {
     if (s->n_values == 0)
         return;
+    if (s->commissioning && !test) {
+        /* a live value must not overwrite the pattern NESO is checking;
+           gateway_service_commission_end sends the live values again */
+        s->n_values = 0;
+        return;
+    }
     int64_t now = anm_clock_now_ms(s->clock);
     size_t n = 0;
     for (size_t k = 0; k < s->n_values; k++) {
@@ -367,6 +459,7 @@ static void publish(gateway_service *s, int test)
             anm_log_warn(COMPONENT, "iec104 update refused: %s", anm_strerror(rc));
         }
     }
+    gateway__routes_values(s->routes, s->values, s->n_values);
     if (s->value_hook != NULL)
         s->value_hook(s->value_arg, s->values, s->n_values);
     s->n_values = 0;
@@ -412,6 +505,7 @@ static void handle_redeclarations(gateway_service *s, gateway_redeclaration *eve
         }
     }
     s->redeclarations += n;
+    gateway__routes_redeclarations(s->routes, events, n);
     if (n > 0 && s->redeclaration_hook != NULL)
         s->redeclaration_hook(s->redeclaration_arg, events, n);
 }
@@ -629,6 +723,7 @@ json_t *gateway_service_status(gateway_service *s)
                  ANM_CONFIG_ITEM(s->cfg->field, gateway_field_settings, i)->name);
         json_object_set_new(routes, name, gateway_field_status(s->fields[i]));
     }
+    gateway__routes_status(s->routes, routes);
     return json_pack("{s:i,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "v", 1, "kind", "gateway.status",
                      "time", now, "latest_statement",
                      gateway_export_latest_statement_id(s->export), "statements",
@@ -752,6 +847,8 @@ int gateway_service_new(const gateway_config *cfg, anm_clock *clock, gateway_ser
         if (rc != ANM_OK)
             goto fail;
     }
+    if ((rc = gateway__routes_new(cfg, s->bus, s->proforma, clock, &s->routes, detail)) != ANM_OK)
+        goto fail;
     s->next_refresh_ms = now + cfg->refresh_ms;
     s->next_cyclic_ms = now + cfg->iec104.cyclic_period_s * 1000;
     check_statement_file(s);
@@ -767,6 +864,7 @@ void gateway_service_destroy(gateway_service **sp)
     if (sp == NULL || *sp == NULL)
         return;
     gateway_service *s = *sp;
+    gateway__routes_destroy(&s->routes);
     for (size_t i = 0; i < s->n_fields && s->fields; i++)
         gateway_field_destroy(&s->fields[i]);
     free(s->fields);
@@ -786,6 +884,13 @@ void gateway_service_destroy(gateway_service **sp)
     free(s->metered_ms);
     free(s);
     *sp = NULL;
+}
+
+int gateway_service_wa_port(const gateway_service *s) { return gateway__routes_wa_port(s->routes); }
+
+const char *gateway_service_wa_publish_endpoint(const gateway_service *s)
+{
+    return gateway__routes_wa_publish_endpoint(s->routes);
 }
 
 const char *gateway_service_status_endpoint(const gateway_service *s)
@@ -891,6 +996,7 @@ int gateway_service_commission_step(gateway_service *s, gateway_pattern pattern,
                                      int steps)
 {
     int64_t now = anm_clock_now_ms(s->clock);
+    s->commissioning = 1;
     for (size_t i = 0; i < gateway_proforma_point_count(s->proforma); i++) {
         const gateway_proforma_point *pt = gateway_proforma_point_at(s->proforma, i);
         /* the pattern is in sent units: engineering = (sent - offset) / scale */
@@ -899,6 +1005,25 @@ int gateway_service_commission_step(gateway_service *s, gateway_pattern pattern,
     }
     publish(s, 1);
     return ANM_OK;
+}
+
+void gateway_service_commission_end(gateway_service *s)
+{
+    if (s == NULL || !s->commissioning)
+        return;
+    s->commissioning = 0;
+    /* no test value may stay in the outstation's table (GI answers from it):
+       statement points get their live value, metered points IV until the
+       next sample */
+    int64_t now = anm_clock_now_ms(s->clock);
+    for (size_t i = 0; i < gateway_proforma_point_count(s->proforma); i++) {
+        const gateway_proforma_point *pt = gateway_proforma_point_at(s->proforma, i);
+        double x = NAN;
+        if (pt->quantity != GATEWAY_QUANTITY_METERED_MW)
+            (void)gateway_export_point_value(s->export, pt, now, &x);
+        stage(s, i, x, now, 0, 1);
+    }
+    publish(s, 0);
 }
 
 /* ---- --status client ----------------------------------------------------------------- */

@@ -12,6 +12,7 @@
 
 #include "engine/cli.h"
 #include "engine/log.h"
+#include "bench.h"
 #include "gateway/gateway.h"
 
 #define PROG "anm-gateway"
@@ -22,6 +23,7 @@ static void usage(FILE *out)
             "usage: anm-gateway run --config FILE [--log-level LEVEL]\n"
             "       anm-gateway --status [--config FILE] [--endpoint E]\n"
             "       anm-gateway commission --config FILE --pattern fixed|step|ramp --report FILE\n"
+            "       anm-gateway bench [--quick] [--mqtt-port N --mqtt-ca FILE ...] (bench/gateway)\n"
             "                   [--wait-s N] [--interval-ms N]\n"
             "       anm-gateway --help | --version\n\n"
             "Exports availability, PCF, state and metered MW per DER to NESO over IEC 104\n"
@@ -118,6 +120,10 @@ static int commission(gateway_service *s, gateway_pattern pattern, const char *r
     }
     int acked_all = wait_ms(s, 10000, all_acked) == ANM_OK;
     uint64_t acked = gateway_service_iec104_acked_values(s) - before;
+    /* put the live values back (no test bit) before leaving */
+    gateway_service_set_value_hook(s, NULL, NULL);
+    gateway_service_commission_end(s);
+    (void)wait_ms(s, 2000, all_acked);
     size_t sent_iec = 0;
     for (size_t i = 0; i < json_array_size(log.sent); i++) {
         if (json_integer_value(json_object_get(json_array_get(log.sent, i), "ioa")) > 0)
@@ -176,6 +182,8 @@ int main(int argc, char **argv)
     const char *report = NULL, *wait_text = NULL, *interval_text = NULL;
     const char *command = NULL;
     int status = 0;
+    if (argc >= 2 && strcmp(argv[1], "bench") == 0)
+        return gateway_bench_main(argc - 2, argv + 2);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **target = NULL;

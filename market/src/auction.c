@@ -1,46 +1,112 @@
 /*
  * auction.c: the gate-closure auction of one product. See auction.h and
- * docs/market.md ("Gate-closure auction").
+ * docs/market.md ("Gate-closure auction", "How the auction spends its time").
  *
- * Steps: gather the resting orders of each side in arrival order; sort
- * them by rank with a stable LSD radix sort (11-bit digits, a counting pass
- * per digit, the item index packed under the key so one uint64 moves per
- * element); find the unconstrained intersection; optionally cap the
- * marginal level pro rata; walk the stacks pairing each bid with the
- * cheapest crossing offers, cutting every pair to its feasible volume.
+ * The auction is memory bound (10^6 orders are 88 MB of nodes), so every
+ * step reads or writes its data once, sequentially where it can:
+ *
+ *   gather       one pass over the nodes: a 40-byte record per order and
+ *                its raw rank, per side in gather order; a bit per visited
+ *                order says its side, to replay the visit order later
+ *   sort         a stable LSD radix sort of 8-byte keys only
+ *                (rank offset << 24 | gather index), 11-bit digits
+ *   materialise  one pass in merit order: each record is read once (at
+ *                random, prefetched) and written straight into its output
+ *                stack entry and a 32-byte walk entry
+ *   intersect, pro rata, walk
+ *                on the walk entries, in merit order; the walk writes the
+ *                trades directly into the output array (a bid's trades are
+ *                dropped again if its minimum is not met)
+ *   apply        the accepted volumes go back to gather order (only the
+ *                accepted prefix of each stack is read), then the visit
+ *                order is replayed and only accepted orders' nodes are
+ *                touched, so filled nodes are released in the same order as
+ *                a walk over the book would release them
  */
 #include "market/auction.h"
 
 #include "engine/error.h"
 #include "market_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef NT_EXPERIMENT
+#include <emmintrin.h>
+static inline void put(void *dst, const void *src, size_t size)
+{
+    for (size_t k = 0; k < size / 8; k++) {
+        long long v;
+        memcpy(&v, (const char *)src + 8 * k, sizeof v);
+        _mm_stream_si64((long long *)dst + k, v);
+    }
+}
+#define PUT(dst, val) put((dst), &(val), sizeof(val))
+#define PUT_DONE() _mm_sfence()
+#else
+#define PUT(dst, val) (*(dst) = (val))
+#define PUT_DONE() ((void)0)
+#endif
+#ifdef AUCTION_PROFILE
+#include <stdio.h>
+#include <time.h>
+static double prof_now(void){struct timespec ts; clock_gettime(CLOCK_THREAD_CPUTIME_ID,&ts); return (double)ts.tv_sec*1e3+(double)ts.tv_nsec/1e6;}
+#define PROF(name) do { double t_ = prof_now(); fprintf(stderr, "%s %.1f ", name, t_ - prof_t); prof_t = t_; } while (0)
+#else
+#define PROF(name) ((void)0)
+#endif
 
 #define INDEX_BITS MARKET__SLOT_BITS
+#define INDEX_MASK MARKET__SLOT_MASK
 #define KEY_BITS (64 - INDEX_BITS)
 #define END UINT32_MAX
 /* 11-bit digits: 2,048 counters and write streams per pass stay within the
  * L1 cache and the TLB; 16-bit digits (65,536 streams) measured slower */
 #define DIGIT_BITS 11
+#define MAX_PASSES ((KEY_BITS + DIGIT_BITS - 1) / DIGIT_BITS)
+/* records fetched ahead in the materialise pass, so that the cache misses
+ * of its random reads overlap */
+#ifndef AHEAD
+#define AHEAD 16
+#endif
 
-enum { SCRATCH_ITEMS, SCRATCH_TMP, SCRATCH_KEYS, SCRATCH_NEXT, SCRATCH_COUNT, SCRATCH_STACKS, SCRATCH_LOG, SCRATCH_TRADES, SCRATCH_BY_SLOT };
+enum {
+    SCRATCH_RECORDS,
+    SCRATCH_KEYS,
+    SCRATCH_WALK,
+    SCRATCH_NEXT,
+    SCRATCH_COUNT,
+    SCRATCH_STACKS,
+    SCRATCH_LOG,
+    SCRATCH_TRADES,
+    SCRATCH_BITS,
+    SCRATCH_NEEDS
+};
 
-/* An order as the auction sees it: copied out of the node once, so that the
- * sort, the walk and the output read one dense array in merit order. */
-typedef struct item {
-    int64_t rank;
-    int64_t left;      /* remaining (capped by pro rata) for this auction */
-    int64_t accepted;
-    int64_t need;      /* min_quantity if not filled before, else 0 */
-    int64_t quantity;  /* remaining when the auction started */
+/* An order as gathered from its node, in gather order. The materialise
+ * pass reads these at random: 32 bytes, 64-byte aligned, so one line each. */
+typedef struct record {
     uint64_t order_id; /* its low bits are the pool slot */
-    uint32_t der, participant;
+    uint64_t quantity; /* remaining when the auction started; bit 63 (HAS_NEED):
+                        * a minimum applies, kept in the needs array */
     int32_t price_ticks, availability_ticks;
-} item; /* 64 bytes: one cache line */
+    uint32_t der, participant;
+} record;
 
+#define HAS_NEED (UINT64_C(1) << 63)
+static_assert(sizeof(record) == 32, "a gathered record is half a cache line");
+
+/* What the intersection and the walk need of an order, in merit order. */
+typedef struct walker {
+    int64_t rank;
+    int64_t left; /* remaining (capped by pro rata) for this auction */
+    int64_t need;
+    uint32_t der, participant;
+} walker; /* 32 bytes: two per cache line */
+
+/* One fill of the bid being walked, kept to undo it. */
 typedef struct fill {
-    uint32_t bid, offer, prev;
+    uint32_t offer, prev;
     uint32_t unlinked;
     int64_t volume;
 } fill;
@@ -75,12 +141,17 @@ static void visit_product(market *m, market__product *p, visit_fn visit, void *c
     }
 }
 
+/* Live orders are numbered in visit order (t); each side also lists its
+ * orders' ranks and numbers, for its sort. */
 typedef struct gathering {
     int64_t now_ms;
-    item *out[2];      /* by side: MARKET__SELL, MARKET__BUY */
-    uint64_t *ranks[2];
+    record *records;    /* by t */
+    int64_t *needs;     /* by t: need (min_quantity if not filled before) where HAS_NEED */
+    uint64_t *ranks[2]; /* by side (MARKET__SELL, MARKET__BUY), in visit order */
+    uint32_t *numbers[2];
     size_t n[2];
-    int64_t *by_slot;  /* accepted volume by pool slot, zeroed here */
+    int64_t lo[2], hi[2]; /* rank range of each side */
+    size_t visited;
 } gathering;
 
 /* Copies a live order out (and its rank for the sort); drops an expired one. */
@@ -94,72 +165,62 @@ static void gather_visit(market *m, market__order *o, uint32_t slot, void *conte
     }
     int side = market_side_is_buy((market_side)o->side);
     size_t k = g->n[side]++;
-    g->ranks[side][k] = (uint64_t)o->rank;
-    g->by_slot[slot] = 0;
-    g->out[side][k] = (item){.rank = o->rank,
-                             .left = o->quantity - o->filled,
-                             .need = o->filled == 0 ? o->min_quantity : 0,
-                             .quantity = o->quantity - o->filled,
-                             .order_id = o->order_id,
-                             .der = o->der,
-                             .participant = o->participant,
-                             .price_ticks = o->price_ticks,
-                             .availability_ticks = o->availability_ticks};
-}
-
-static void apply_visit(market *m, market__order *o, uint32_t slot, void *context)
-{
-    const int64_t *by_slot = context;
-    int64_t v = by_slot[slot];
-    if (v == 0) {
-        return;
+    size_t t = g->visited++;
+    int64_t rank = o->rank;
+    g->ranks[side][k] = (uint64_t)rank;
+    g->numbers[side][k] = (uint32_t)t;
+    g->lo[side] = rank < g->lo[side] ? rank : g->lo[side];
+    g->hi[side] = rank > g->hi[side] ? rank : g->hi[side];
+    int64_t need = o->filled == 0 ? o->min_quantity : 0;
+    if (need != 0) {
+        g->needs[t] = need;
     }
-    o->filled += v;
-    if (o->filled == o->quantity) {
-        market__unlink(m, o);
-        market__release(m, slot);
-    }
+    g->records[t] = (record){.order_id = o->order_id,
+                                   .quantity = (uint64_t)(o->quantity - o->filled) |
+                                               (need != 0 ? HAS_NEED : 0),
+                                   .price_ticks = o->price_ticks,
+                                   .availability_ticks = o->availability_ticks,
+                                   .der = o->der,
+                                   .participant = o->participant};
 }
 
 /*
- * Sorts items[0..n) by rank (descending if descending), stable, into
- * out[0..n). keys holds the n ranks on entry; keys_tmp n more uint64.
- * ANM_ERANGE if the rank spread needs more than KEY_BITS bits.
+ * Sorts one side by rank (descending if descending), stable. keys holds the
+ * n raw ranks, all in [lo, hi], in visit order on entry, numbers their visit
+ * numbers; tmp has room for n more keys (and may be where numbers are: they
+ * are read before tmp is written). On return *sorted (keys or tmp) holds, in
+ * merit order, offset << INDEX_BITS | visit number, where the rank is
+ * lo + offset (ascending) or hi - offset (descending).
+ * ANM_ERANGE if the spread needs more than KEY_BITS bits.
  */
-static int radix_sort(const item *items, item *out, size_t n, int descending, uint64_t *keys,
-                      uint64_t *keys_tmp, uint32_t *count)
+static int radix_sort(uint64_t *keys, const uint32_t *numbers, uint64_t *tmp, size_t n,
+                      int descending, int64_t lo, int64_t hi, uint32_t *count, uint64_t **sorted)
 {
-    if (n < 2) {
-        memcpy(out, items, n * sizeof *items);
+    *sorted = keys;
+    if (n == 0) {
         return ANM_OK;
-    }
-    /* keys holds the raw ranks (gather order) on entry */
-    int64_t lo = (int64_t)keys[0], hi = (int64_t)keys[0];
-    for (size_t i = 1; i < n; i++) {
-        int64_t r = (int64_t)keys[i];
-        lo = r < lo ? r : lo;
-        hi = r > hi ? r : hi;
     }
     uint64_t spread = (uint64_t)hi - (uint64_t)lo;
     if (spread >> KEY_BITS) {
         return ANM_ERANGE;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t k = descending ? (uint64_t)hi - keys[i] : keys[i] - (uint64_t)lo;
-        keys[i] = k << INDEX_BITS | (uint64_t)i;
     }
     int bits = 0;
     while (bits < KEY_BITS && (spread >> bits) != 0) {
         bits++;
     }
     int passes = (bits + DIGIT_BITS - 1) / DIGIT_BITS;
-    const size_t buckets = (size_t)1 << DIGIT_BITS;
-    /* one read of the keys counts the digits of every pass */
+    /* the narrowest digits that need no more passes: fewer write streams */
+    int digit_bits = passes ? (bits + passes - 1) / passes : 0;
+    const size_t buckets = (size_t)1 << digit_bits;
+    const uint64_t digit_mask = buckets - 1;
+    const uint64_t origin = descending ? (uint64_t)hi : (uint64_t)lo;
+    /* one pass makes the keys and counts the digits of every pass */
     memset(count, 0, (size_t)passes * buckets * sizeof *count);
     for (size_t i = 0; i < n; i++) {
-        uint64_t k = keys[i] >> INDEX_BITS;
+        uint64_t k = descending ? origin - keys[i] : keys[i] - origin;
+        keys[i] = k << INDEX_BITS | (uint64_t)numbers[i];
         for (int pass = 0; pass < passes; pass++) {
-            count[(size_t)pass * buckets + ((k >> (pass * DIGIT_BITS)) & (buckets - 1))]++;
+            count[(size_t)pass * buckets + ((k >> (pass * digit_bits)) & digit_mask)]++;
         }
     }
     for (int pass = 0; pass < passes; pass++) {
@@ -170,24 +231,51 @@ static int radix_sort(const item *items, item *out, size_t n, int descending, ui
             c[b] = sum;
             sum += v;
         }
-        int shift = INDEX_BITS + pass * DIGIT_BITS;
+        int shift = INDEX_BITS + pass * digit_bits;
         for (size_t i = 0; i < n; i++) {
-            keys_tmp[c[(keys[i] >> shift) & (buckets - 1)]++] = keys[i];
+            tmp[c[(keys[i] >> shift) & digit_mask]++] = keys[i];
         }
         uint64_t *swap = keys;
-        keys = keys_tmp;
-        keys_tmp = swap;
+        keys = tmp;
+        tmp = swap;
     }
-    /* the permutation reads items at random: prefetch a few ahead so the
-     * cache misses overlap */
-    enum { AHEAD = 16 };
+    *sorted = keys;
+    return ANM_OK;
+}
+
+/*
+ * Writes one side in merit order: its output stack entries (accepted 0) and
+ * its walk entries, reading each gathered record once.
+ */
+static void materialise(const record *records, const int64_t *needs, const uint64_t *sorted,
+                        size_t n, int descending, int64_t base, market_stack_entry *stack,
+                        walker *walk)
+{
     for (size_t i = 0; i < n; i++) {
         if (i + AHEAD < n) {
-            __builtin_prefetch(&items[keys[i + AHEAD] & MARKET__SLOT_MASK]);
+            __builtin_prefetch(&records[sorted[i + AHEAD] & INDEX_MASK]);
         }
-        out[i] = items[keys[i] & MARKET__SLOT_MASK];
+        uint64_t key = sorted[i];
+        const record *r = &records[key & INDEX_MASK];
+        int64_t quantity = (int64_t)(r->quantity & ~HAS_NEED);
+        int64_t need = r->quantity & HAS_NEED ? needs[key & INDEX_MASK] : 0;
+        uint64_t offset = key >> INDEX_BITS;
+        int64_t rank = (int64_t)(descending ? (uint64_t)base - offset : (uint64_t)base + offset);
+        market_stack_entry e = (market_stack_entry){.order_id = r->order_id,
+                                .rank = rank,
+                                .price_ticks = r->price_ticks,
+                                .availability_ticks = r->availability_ticks,
+                                .quantity = quantity,
+                                .accepted = 0};
+        walker w = (walker){.rank = rank,
+                    .left = quantity,
+                    .need = need,
+                    .der = r->der,
+                    .participant = r->participant};
+        PUT(&stack[i], e);
+        PUT(&walk[i], w);
     }
-    return ANM_OK;
+    PUT_DONE();
 }
 
 /* Unsigned 128-bit helper for v * q / total without overflow. */
@@ -197,18 +285,19 @@ __extension__ typedef unsigned __int128 u128;
  * Caps the orders at rank `rank` of a sorted side to a pro-rata share of
  * `volume`: floor(volume * left_k / total), an order whose share is under its
  * minimum quantity gets 0, and the units left over go one order at a time in
- * arrival order (never below an order's minimum quantity).
+ * arrival order (never below an order's minimum quantity). stack[k].accepted
+ * holds the cap while it is worked out and is 0 again on return.
  */
-static void pro_rata(item *items, size_t n, int64_t rank, int64_t volume)
+static void pro_rata(walker *w, market_stack_entry *stack, size_t n, int64_t rank, int64_t volume)
 {
     size_t a = 0;
-    while (a < n && items[a].rank != rank) {
+    while (a < n && w[a].rank != rank) {
         a++;
     }
     size_t b = a;
     int64_t total = 0;
-    while (b < n && items[b].rank == rank) {
-        total += items[b].left;
+    while (b < n && w[b].rank == rank) {
+        total += w[b].left;
         b++;
     }
     if (total <= volume) {
@@ -216,50 +305,183 @@ static void pro_rata(item *items, size_t n, int64_t rank, int64_t volume)
     }
     int64_t given = 0;
     for (size_t k = a; k < b; k++) {
-        int64_t need = items[k].need;
-        int64_t share = (int64_t)((u128)volume * (u128)items[k].left / (u128)total);
-        if (share < need) {
+        int64_t share = (int64_t)((u128)volume * (u128)w[k].left / (u128)total);
+        if (share < w[k].need) {
             share = 0;
         }
-        items[k].accepted = share; /* temporarily: the cap */
+        stack[k].accepted = share;
         given += share;
     }
     int64_t leftover = volume - given;
     /* rounding leaves fewer units than orders: one each, in arrival order */
     for (size_t k = a; k < b && leftover > 0; k++) {
-        if (items[k].accepted > 0 && items[k].accepted < items[k].left) {
-            items[k].accepted++;
+        if (stack[k].accepted > 0 && stack[k].accepted < w[k].left) {
+            stack[k].accepted++;
             leftover--;
         }
     }
     /* shares refused for a minimum quantity: to the next orders in arrival order */
     for (size_t k = a; k < b && leftover > 0; k++) {
-        int64_t need = items[k].need;
-        int64_t room = items[k].left - items[k].accepted;
+        int64_t room = w[k].left - stack[k].accepted;
         int64_t add = room < leftover ? room : leftover;
-        if (items[k].accepted == 0 && add < need) {
+        if (stack[k].accepted == 0 && add < w[k].need) {
             continue;
         }
-        items[k].accepted += add;
+        stack[k].accepted += add;
         leftover -= add;
     }
     for (size_t k = a; k < b; k++) {
-        items[k].left = items[k].accepted;
-        items[k].accepted = 0;
+        w[k].left = stack[k].accepted;
+        stack[k].accepted = 0;
     }
     /* orders beyond the marginal level do not cross at the intersection */
 }
 
-static void fill_stack(const item *items, size_t n, market_stack_entry *out)
+/* The unconstrained intersection of the stacks; with pro rata, caps the
+ * marginal rank of each side to the volume traded there. */
+static int64_t intersect(walker *buys, market_stack_entry *bids, size_t nb, walker *sells,
+                         market_stack_entry *offers, size_t ns, int with_pro_rata)
+{
+    size_t i = 0, j = 0;
+    int64_t lb = nb ? buys[0].left : 0, ls = ns ? sells[0].left : 0;
+    int64_t volume = 0, at_bid_margin = 0, at_sell_margin = 0;
+    int64_t bid_margin = 0, sell_margin = 0;
+    while (i < nb && j < ns && buys[i].rank >= sells[j].rank) {
+        int64_t v = lb < ls ? lb : ls;
+        if (buys[i].rank != bid_margin || volume == 0) {
+            at_bid_margin = buys[i].rank == bid_margin && volume > 0 ? at_bid_margin : 0;
+        }
+        if (sells[j].rank != sell_margin || volume == 0) {
+            at_sell_margin = sells[j].rank == sell_margin && volume > 0 ? at_sell_margin : 0;
+        }
+        bid_margin = buys[i].rank;
+        sell_margin = sells[j].rank;
+        at_bid_margin += v;
+        at_sell_margin += v;
+        volume += v;
+        lb -= v;
+        ls -= v;
+        if (lb == 0 && ++i < nb) {
+            lb = buys[i].left;
+        }
+        if (ls == 0 && ++j < ns) {
+            ls = sells[j].left;
+        }
+    }
+    if (with_pro_rata && volume > 0) {
+        pro_rata(buys, bids, nb, bid_margin, at_bid_margin);
+        pro_rata(sells, offers, ns, sell_margin, at_sell_margin);
+    }
+    return volume;
+}
+
+/*
+ * Notes the accepted orders among the first n of a stack (keys: its sort
+ * keys) by visit number t: the accepted volume replaces the quantity of
+ * records[t] (read for the last time in materialise), and bit t of bits
+ * (zeroed first) is set.
+ */
+static void note_side(record *records, uint64_t *bits, const market_stack_entry *stack,
+                      const uint64_t *keys, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        out[i] = (market_stack_entry){.order_id = items[i].order_id,
-                                      .rank = items[i].rank,
-                                      .price_ticks = items[i].price_ticks,
-                                      .availability_ticks = items[i].availability_ticks,
-                                      .quantity = items[i].quantity,
-                                      .accepted = items[i].accepted};
+        if (stack[i].accepted != 0) {
+            size_t t = keys[i] & INDEX_MASK;
+            records[t].quantity = (uint64_t)stack[i].accepted;
+            bits[t >> 6] |= UINT64_C(1) << (t & 63);
+        }
     }
+}
+
+/* Iterates the set bits of a bitmap in increasing order. */
+typedef struct bit_cursor {
+    const uint64_t *words;
+    size_t n_words, word;
+    uint64_t rest; /* bits of words[word] not yet returned */
+} bit_cursor;
+
+/* The next set bit, or SIZE_MAX at the end. */
+static size_t bit_cursor_next(bit_cursor *c)
+{
+    while (c->rest == 0) {
+        if (++c->word >= c->n_words) {
+            c->word = c->n_words;
+            return SIZE_MAX;
+        }
+        c->rest = c->words[c->word];
+    }
+    size_t bit = (size_t)__builtin_ctzll(c->rest);
+    c->rest &= c->rest - 1;
+    return c->word * 64 + bit;
+}
+
+/* accepted orders whose nodes are fetched ahead in the apply pass */
+#ifndef NODES_AHEAD
+#define NODES_AHEAD 8
+#endif
+
+static void prefetch_node(const market *m, const record *records, size_t t)
+{
+    if (t != SIZE_MAX) {
+        const market__order *o = market__node(m, (uint32_t)(records[t].order_id & INDEX_MASK));
+        __builtin_prefetch(o, 1);
+        __builtin_prefetch((const char *)(o + 1) - 1, 1);
+    }
+}
+
+/* A scratch buffer of size bytes aligned to a cache line, or NULL. */
+static void *scratch_aligned(market *m, int which, size_t size)
+{
+    char *b = market__scratch_buffer(m, which, size + 63);
+    return b == NULL ? NULL : b + ((64 - ((uintptr_t)b & 63)) & 63);
+}
+
+/* The scratch buffers for an auction of up to n orders (kept by the market
+ * between auctions; see market_auction_reserve). */
+typedef struct scratch_set {
+    record *records;
+    int64_t *needs;
+    uint64_t *keys; /* ranks then keys: offers at [0, cap_sell), bids from cap_sell;
+                     * the second half (from n + 1) is the sort's spare, holding
+                     * visit numbers until then */
+    uint32_t *count;
+    uint64_t *bits;
+    walker *walk;
+    market_stack_entry *stacks;
+    uint32_t *next;
+} scratch_set;
+
+static int scratch_get(market *m, size_t n, scratch_set *b)
+{
+    b->records = scratch_aligned(m, SCRATCH_RECORDS, (n + 1) * sizeof(record));
+    b->needs = market__scratch_buffer(m, SCRATCH_NEEDS, (n + 1) * sizeof(int64_t));
+    b->keys = market__scratch_buffer(m, SCRATCH_KEYS, 2 * (n + 1) * sizeof(uint64_t));
+    b->count = market__scratch_buffer(
+        m, SCRATCH_COUNT, (size_t)MAX_PASSES * ((size_t)1 << DIGIT_BITS) * sizeof(uint32_t));
+    b->bits = market__scratch_buffer(m, SCRATCH_BITS, (n / 64 + 1) * sizeof(uint64_t));
+    b->walk = scratch_aligned(m, SCRATCH_WALK, (n + 1) * sizeof(walker));
+    b->stacks = scratch_aligned(m, SCRATCH_STACKS, (n + 1) * sizeof(market_stack_entry));
+    b->next = market__scratch_buffer(m, SCRATCH_NEXT, (n + 1) * sizeof(uint32_t));
+    int ok = b->records && b->needs && b->keys && b->count && b->bits && b->walk && b->stacks &&
+             b->next;
+    return ok ? ANM_OK : ANM_ENOMEM;
+}
+
+/* Grows a scratch array of elements of size `size` to hold at least n + 1
+ * (contents kept); ANM_ENOMEM leaves *array and *cap as they were. */
+static int reserve(market *m, int which, void **array, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) {
+        return ANM_OK;
+    }
+    size_t grown = *cap * 2 > n + 1 ? *cap * 2 : n + 1;
+    void *a = market__scratch_buffer(m, which, grown * size);
+    if (a == NULL) {
+        return ANM_ENOMEM;
+    }
+    *array = a;
+    *cap = grown;
+    return ANM_OK;
 }
 
 int market_auction_run(market *m, int64_t now_ms, market_product product,
@@ -269,83 +491,76 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
         return ANM_EINVAL;
     }
     int rc = ANM_ENOMEM;
-    fill *log = NULL;
-    size_t n_log = 0, cap_log = 0;
     market_auction_result *res = out;
     *res = (market_auction_result){.product = product, .limiting_constraint = -1};
     market__product *p = market__product_get(m, product, 0);
     if (p == NULL) {
         return ANM_OK;
     }
+#ifdef AUCTION_PROFILE
+    double prof_t = prof_now();
+#endif
     size_t n = p->resting;
-    /* one buffer: offers at [0, ns), bids at [ns, ns + nb) */
-    item *all = market__scratch_buffer(m, SCRATCH_ITEMS, (n + 1) * sizeof(item));
-    item *tmp = market__scratch_buffer(m, SCRATCH_TMP, (n + 1) * sizeof(item));
-    uint64_t *keys = market__scratch_buffer(m, SCRATCH_KEYS, 2 * (n + 1) * sizeof(uint64_t));
-    uint32_t *next = market__scratch_buffer(m, SCRATCH_NEXT, (n + 1) * sizeof(uint32_t));
-    uint32_t *count = market__scratch_buffer(m, SCRATCH_COUNT, ((size_t)KEY_BITS / DIGIT_BITS + 1) * ((size_t)1 << DIGIT_BITS) * sizeof(uint32_t));
-    int64_t *by_slot = market__scratch_buffer(m, SCRATCH_BY_SLOT, (m->n_slots + 1) * sizeof(int64_t));
-    if (all == NULL || tmp == NULL || keys == NULL || next == NULL || count == NULL ||
-        by_slot == NULL) {
+    size_t bit_words = n / 64 + 1;
+    scratch_set buffers;
+    if (scratch_get(m, n, &buffers) != ANM_OK) {
         goto fail;
     }
+    record *records = buffers.records;
+    int64_t *needs = buffers.needs;
+    uint64_t *keys = buffers.keys;
+    uint32_t *count = buffers.count;
+    uint64_t *accepted_bits = buffers.bits;
+    memset(accepted_bits, 0, bit_words * sizeof *accepted_bits);
     uint64_t *keys_tmp = keys + n + 1;
-    /* offers go to [0, cap_sell), bids after them, in one pass over the nodes */
     size_t cap_sell = p->sides[MARKET__SELL].resting;
     gathering g = {.now_ms = now_ms,
-                   .out = {all, all + cap_sell},
+                   .records = records,
+                   .needs = needs,
                    .ranks = {keys, keys + cap_sell},
-                   .by_slot = by_slot};
+                   .numbers = {(uint32_t *)keys_tmp, (uint32_t *)(keys_tmp + cap_sell)},
+                   .lo = {INT64_MAX, INT64_MAX},
+                   .hi = {INT64_MIN, INT64_MIN}};
     visit_product(m, p, gather_visit, &g);
     size_t ns = g.n[MARKET__SELL], nb = g.n[MARKET__BUY];
-    rc = radix_sort(all, tmp, ns, 0, keys, keys_tmp, count);
+    PROF("gather");
+
+    uint64_t *sorted[2];
+    rc = radix_sort(keys, g.numbers[MARKET__SELL], keys_tmp, ns, 0, g.lo[MARKET__SELL],
+                    g.hi[MARKET__SELL], count, &sorted[MARKET__SELL]);
     if (rc == ANM_OK) {
-        rc = radix_sort(all + cap_sell, tmp + ns, nb, 1, keys + cap_sell, keys_tmp, count);
+        rc = radix_sort(keys + cap_sell, g.numbers[MARKET__BUY], keys_tmp + cap_sell, nb, 1,
+                        g.lo[MARKET__BUY], g.hi[MARKET__BUY], count, &sorted[MARKET__BUY]);
     }
     if (rc != ANM_OK) {
         goto fail;
     }
-    item *sells = tmp, *buys = tmp + ns;
+    PROF("sort");
     rc = ANM_ENOMEM;
+    walker *walk = buffers.walk;
+    market_stack_entry *stacks = buffers.stacks;
+    uint32_t *next = buffers.next;
+    market_stack_entry *bids = stacks, *offers = stacks + nb;
+    walker *buys = walk, *sells = walk + nb;
+    materialise(records, needs, sorted[MARKET__BUY], nb, 1, g.hi[MARKET__BUY], bids, buys);
+    materialise(records, needs, sorted[MARKET__SELL], ns, 0, g.lo[MARKET__SELL], offers, sells);
+    PROF("materialise");
     res->n_bids = nb;
     res->n_offers = ns;
+    res->bids = bids;
+    res->offers = offers;
+    res->unconstrained_volume = intersect(buys, bids, nb, sells, offers, ns, config->pro_rata);
 
-    /* unconstrained intersection, and the volume traded at each marginal rank */
-    {
-        size_t i = 0, j = 0;
-        int64_t lb = nb ? buys[0].left : 0, ls = ns ? sells[0].left : 0;
-        int64_t volume = 0, at_bid_margin = 0, at_sell_margin = 0;
-        int64_t bid_margin = 0, sell_margin = 0;
-        while (i < nb && j < ns && buys[i].rank >= sells[j].rank) {
-            int64_t v = lb < ls ? lb : ls;
-            if (buys[i].rank != bid_margin || volume == 0) {
-                at_bid_margin = buys[i].rank == bid_margin && volume > 0 ? at_bid_margin : 0;
-            }
-            if (sells[j].rank != sell_margin || volume == 0) {
-                at_sell_margin = sells[j].rank == sell_margin && volume > 0 ? at_sell_margin : 0;
-            }
-            bid_margin = buys[i].rank;
-            sell_margin = sells[j].rank;
-            at_bid_margin += v;
-            at_sell_margin += v;
-            volume += v;
-            lb -= v;
-            ls -= v;
-            if (lb == 0 && ++i < nb) {
-                lb = buys[i].left;
-            }
-            if (ls == 0 && ++j < ns) {
-                ls = sells[j].left;
-            }
-        }
-        res->unconstrained_volume = volume;
-        if (config->pro_rata && volume > 0) {
-            pro_rata(buys, nb, bid_margin, at_bid_margin);
-            pro_rata(sells, ns, sell_margin, at_sell_margin);
-        }
+    /* the feasibility walk: bids in merit order, each over the offers still
+     * open (a linked list in merit order), trades written as they are made */
+    size_t cap_trades = 0, n_trades = 0, cap_log = 0, n_log = 0;
+    market_trade *trades = NULL;
+    fill *log = NULL;
+    /* room for a fill per order (more is rare: grown on demand); pages never
+     * written are never touched */
+    if (reserve(m, SCRATCH_TRADES, (void **)&trades, &cap_trades, n, sizeof *trades) != ANM_OK) {
+        goto fail;
     }
-
-    /* the feasibility walk */
     for (size_t j = 0; j < ns; j++) {
         next[j] = j + 1 < ns ? (uint32_t)(j + 1) : END;
     }
@@ -353,9 +568,13 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
     double initial_used[MARKET_MAX_CONSTRAINTS];
     memcpy(initial_used, p->used_mw, sizeof initial_used);
     int64_t max_offer_rank = INT64_MIN;
+    size_t setter = SIZE_MAX; /* the accepted offer latest in merit order */
+    size_t bids_walked = 0;   /* every accepted bid is below this index */
+    int64_t accepted_volume = 0;
     double saved_used[MARKET_MAX_CONSTRAINTS];
+    size_t n_constraints = p->statement != NULL ? market_statement_constraints(p->statement) : 0;
     for (size_t i = 0; i < nb && p->statement != NULL; i++) {
-        item *b = &buys[i];
+        walker *b = &buys[i];
         if (b->left == 0) {
             continue;
         }
@@ -370,36 +589,33 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
              * the same in both pricing modes, and within the intersection volume */
             break;
         }
-        const item *bo = b;
-        int64_t bneed = b->need;
-        memcpy(saved_used, p->used_mw, sizeof saved_used);
-        size_t log_start = n_log;
+        if (b->need > 1) {
+            /* only a bid with a minimum can be rolled back */
+            memcpy(saved_used, p->used_mw, n_constraints * sizeof *saved_used);
+        }
+        size_t trades_start = n_trades;
+        n_log = 0;
         int64_t want = b->left;
         size_t skipped = 0;
         uint32_t prev = (uint32_t)ns;
         for (uint32_t cur = first; cur != END && want > 0 && skipped < MARKET_SCAN_LIMIT;) {
-            item *s = &sells[cur];
+            walker *s = &sells[cur];
             if (s->rank > b->rank) {
                 break;
             }
-            const item *so = s;
-            int64_t sneed = s->accepted == 0 ? s->need : 0;
+            int64_t sneed = offers[cur].accepted == 0 ? s->need : 0;
             int64_t chunk = want < s->left ? want : s->left;
-            if (n_log == cap_log) {
-                size_t grown = cap_log ? cap_log * 2 : nb + ns + 1024;
-                fill *l = market__scratch_buffer(m, SCRATCH_LOG, grown * sizeof *l);
-                if (l == NULL) {
-                    goto fail_walked;
-                }
-                log = l;
-                cap_log = grown;
+            if (reserve(m, SCRATCH_LOG, (void **)&log, &cap_log, n_log, sizeof *log) != ANM_OK ||
+                reserve(m, SCRATCH_TRADES, (void **)&trades, &cap_trades, n_trades,
+                        sizeof *trades) != ANM_OK) {
+                goto fail_walked;
             }
             int limiting = -1;
             int64_t f = 0;
-            if ((m->config.self_trade_allowed || so->participant != bo->participant) &&
+            if ((m->config.self_trade_allowed || s->participant != b->participant) &&
                 chunk >= sneed) {
-                f = market_statement_take(p->statement, p->used_mw, so->der, bo->der, chunk,
-                                          sneed, &limiting);
+                f = market_statement_take(p->statement, p->used_mw, s->der, b->der, chunk, sneed,
+                                          &limiting);
             }
             if (limiting >= 0 && res->limiting_constraint < 0) {
                 res->limiting_constraint = limiting;
@@ -414,10 +630,34 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
                 skipped++; /* a cut pair counts against the scan limit too */
             }
             s->left -= f;
-            s->accepted += f;
+            offers[cur].accepted += f;
             want -= f;
-            log[n_log++] = (fill){.bid = (uint32_t)i, .offer = cur, .prev = prev,
-                                  .unlinked = s->left == 0, .volume = f};
+            log[n_log++] = (fill){.offer = cur, .prev = prev, .unlinked = s->left == 0, .volume = f};
+            /* pay-as-bid prices; uniform prices are set once the price is known */
+#ifdef TRADE_PREFETCH
+            if (n_trades + TRADE_PREFETCH < cap_trades) {
+                __builtin_prefetch(&trades[n_trades + TRADE_PREFETCH], 1);
+            }
+#endif
+            market_trade t;
+            memset(&t, 0, sizeof t); /* padding too: results compare bytewise */
+            t.trade_id = m->next_trade_id + n_trades;
+            t.buy_order_id = bids[i].order_id;
+            t.sell_order_id = offers[cur].order_id;
+            t.buyer = b->participant;
+            t.seller = s->participant;
+            t.buy_der = b->der;
+            t.sell_der = s->der;
+            t.product = product;
+            t.kind = MARKET_TRADE_AUCTION;
+            t.volume = f;
+            t.buyer_price_ticks = bids[i].price_ticks;
+            t.buyer_availability_ticks = bids[i].availability_ticks;
+            t.seller_price_ticks = offers[cur].price_ticks;
+            t.seller_availability_ticks = offers[cur].availability_ticks;
+            t.executed_ms = now_ms;
+            PUT(&trades[n_trades], t);
+            n_trades++;
             if (s->left == 0) {
                 next[prev] = next[cur];
                 cur = next[cur];
@@ -427,92 +667,86 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
             }
         }
         int64_t got = b->left - want;
-        if (got > 0 && got < bneed) {
+        if (got > 0 && got < b->need) {
             /* the bid's minimum quantity does not fit: undo its fills, newest first */
-            for (size_t k = n_log; k-- > log_start;) {
-                item *s = &sells[log[k].offer];
-                s->left += log[k].volume;
-                s->accepted -= log[k].volume;
+            for (size_t k = n_log; k-- > 0;) {
+                sells[log[k].offer].left += log[k].volume;
+                offers[log[k].offer].accepted -= log[k].volume;
                 if (log[k].unlinked) {
                     next[log[k].prev] = log[k].offer;
                 }
             }
-            n_log = log_start;
-            memcpy(p->used_mw, saved_used, sizeof saved_used);
+            n_trades = trades_start;
+            memcpy(p->used_mw, saved_used, n_constraints * sizeof *saved_used);
             continue;
         }
-        b->accepted = got;
+        bids[i].accepted = got;
         b->left = want;
-        for (size_t k = log_start; k < n_log; k++) {
-            int64_t r = sells[log[k].offer].rank;
-            max_offer_rank = r > max_offer_rank ? r : max_offer_rank;
+        accepted_volume += got;
+        bids_walked = i + 1;
+        for (size_t k = 0; k < n_log; k++) {
+            size_t j = log[k].offer;
+            max_offer_rank = sells[j].rank > max_offer_rank ? sells[j].rank : max_offer_rank;
+            setter = setter == SIZE_MAX || j > setter ? j : setter;
         }
     }
 
+    PROF("walk");
+    PUT_DONE();
     /* price-setting order: the highest-ranked accepted offer (latest in merit order) */
-    const item *setter = NULL;
-    for (size_t j = ns; j-- > 0;) {
-        if (sells[j].accepted > 0) {
-            setter = &sells[j];
-            break;
-        }
-    }
-    if (setter != NULL) {
+    if (setter != SIZE_MAX) {
         res->has_price = 1;
-        res->clearing_rank = setter->rank;
-        res->clearing_price_ticks = setter->price_ticks;
-        res->clearing_availability_ticks = setter->availability_ticks;
-        res->price_setting_order_id = setter->order_id;
+        res->clearing_rank = offers[setter].rank;
+        res->clearing_price_ticks = offers[setter].price_ticks;
+        res->clearing_availability_ticks = offers[setter].availability_ticks;
+        res->price_setting_order_id = offers[setter].order_id;
     }
-
-    market_stack_entry *stacks =
-        market__scratch_buffer(m, SCRATCH_STACKS, (nb + ns + 1) * sizeof *stacks);
-    market_trade *trades = market__scratch_buffer(m, SCRATCH_TRADES, (n_log + 1) * sizeof *trades);
-    if (stacks == NULL || trades == NULL) {
-        goto fail_walked;
+    if (config->pricing == MARKET_UNIFORM || m->config.on_trade != NULL) {
+        for (size_t k = 0; k < n_trades; k++) {
+            market_trade *t = &trades[k];
+            if (config->pricing == MARKET_UNIFORM) {
+                t->buyer_price_ticks = t->seller_price_ticks = res->clearing_price_ticks;
+                t->buyer_availability_ticks = t->seller_availability_ticks =
+                    res->clearing_availability_ticks;
+            }
+            market__emit(m, t); /* the same trade id as set in the walk; calls on_trade */
+        }
+    } else {
+        m->next_trade_id += n_trades; /* what market__emit would have done */
     }
-    res->bids = stacks;
-    res->offers = stacks + nb;
     res->trades = trades;
-    fill_stack(buys, nb, res->bids);
-    fill_stack(sells, ns, res->offers);
+    res->n_trades = n_trades;
+    res->accepted_volume = accepted_volume;
+    PROF("emit");
 
-    for (size_t k = 0; k < n_log; k++) {
-        const item *bo = &buys[log[k].bid];
-        const item *so = &sells[log[k].offer];
-        market_trade t = {.buy_order_id = bo->order_id,
-                          .sell_order_id = so->order_id,
-                          .buyer = bo->participant,
-                          .seller = so->participant,
-                          .buy_der = bo->der,
-                          .sell_der = so->der,
-                          .product = product,
-                          .kind = MARKET_TRADE_AUCTION,
-                          .volume = log[k].volume,
-                          .executed_ms = now_ms};
-        if (config->pricing == MARKET_UNIFORM) {
-            t.buyer_price_ticks = t.seller_price_ticks = setter->price_ticks;
-            t.buyer_availability_ticks = t.seller_availability_ticks = setter->availability_ticks;
-        } else {
-            t.buyer_price_ticks = bo->price_ticks;
-            t.buyer_availability_ticks = bo->availability_ticks;
-            t.seller_price_ticks = so->price_ticks;
-            t.seller_availability_ticks = so->availability_ticks;
-        }
-        market__emit(m, &t);
-        res->trades[k] = t;
-        res->accepted_volume += t.volume;
+    /* the accepted volumes by visit number: only the walked prefix of each
+     * stack is read */
+    note_side(records, accepted_bits, offers, sorted[MARKET__SELL],
+              setter == SIZE_MAX ? 0 : setter + 1);
+    note_side(records, accepted_bits, bids, sorted[MARKET__BUY], bids_walked);
+    PROF("scatter");
+    /* apply the fills to the book in visit order (so filled nodes are
+     * released in the order a walk over the book would release them),
+     * touching only the accepted orders' nodes, fetched a few ahead */
+    bit_cursor lead = {accepted_bits, bit_words, 0, accepted_bits[0]};
+    bit_cursor at = lead;
+    for (int k = 0; k < NODES_AHEAD; k++) {
+        prefetch_node(m, records, bit_cursor_next(&lead));
     }
-    res->n_trades = n_log;
-
-    /* apply the fills to the book, visiting the orders in list order
-     * (mostly sequential in memory) with the accepted volumes by slot */
-    for (size_t k = 0; k < ns + nb; k++) {
-        if (tmp[k].accepted != 0) {
-            by_slot[tmp[k].order_id & MARKET__SLOT_MASK] = tmp[k].accepted;
+    for (size_t t = bit_cursor_next(&at); t != SIZE_MAX; t = bit_cursor_next(&at)) {
+        prefetch_node(m, records, bit_cursor_next(&lead));
+        uint32_t slot = (uint32_t)(records[t].order_id & INDEX_MASK);
+        market__order *o = market__node(m, slot);
+        o->filled += (int64_t)records[t].quantity; /* the accepted volume (note_side) */
+        if (o->filled == o->quantity) {
+            market__unlink(m, o);
+            market__release(m, slot);
         }
     }
-    visit_product(m, p, apply_visit, by_slot);
+    PROF("apply");
+#ifdef AUCTION_PROFILE
+    fputc(10, stderr);
+#endif
     return ANM_OK;
 
 fail_walked:
@@ -521,4 +755,24 @@ fail:
     /* the book is untouched until the fills are applied, which cannot fail */
     *res = (market_auction_result){.product = product, .limiting_constraint = -1};
     return rc;
+}
+
+int market_auction_reserve(market *m, size_t orders, size_t trades)
+{
+    if (m == NULL || orders >= MARKET__MAX_SLOTS) {
+        return ANM_EINVAL;
+    }
+    scratch_set b;
+    if (scratch_get(m, orders, &b) != ANM_OK ||
+        market__scratch_buffer(m, SCRATCH_TRADES, (trades + 1) * sizeof(market_trade)) == NULL ||
+        market__scratch_buffer(m, SCRATCH_LOG, 1024 * sizeof(fill)) == NULL) {
+        return ANM_ENOMEM;
+    }
+    /* write every page now, so that the first auction takes no page faults */
+    for (size_t i = 0; i < sizeof m->scratch.buffers / sizeof m->scratch.buffers[0]; i++) {
+        if (m->scratch.buffers[i] != NULL) {
+            memset(m->scratch.buffers[i], 0, m->scratch.sizes[i]);
+        }
+    }
+    return ANM_OK;
 }

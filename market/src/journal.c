@@ -422,6 +422,13 @@ int market_event_encode_auction(market_bytes *b, int64_t now_ms, market_product 
     return done(b);
 }
 
+int market_event_encode_snapshot(market_bytes *b, uint64_t snapshot_id)
+{
+    put_head(b, MARKET_EVENT_SNAPSHOT, 0);
+    market_bytes_u64(b, snapshot_id);
+    return done(b);
+}
+
 int market_event_encode_config(market_bytes *b, const void *config, size_t size)
 {
     put_head(b, MARKET_EVENT_CONFIG, 0);
@@ -554,6 +561,7 @@ int market_event_decode(const uint8_t *payload, size_t size, market_event *out)
         out->auction.pro_rata = rd_u8(&r);
         break;
     case MARKET_EVENT_EXPIRE: out->product = rd_product(&r); break;
+    case MARKET_EVENT_SNAPSHOT: out->snapshot_id = rd_u64(&r); break;
     default: r.bad = 1; break;
     }
     if (r.bad || r.at != size)

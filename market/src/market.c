@@ -1008,3 +1008,462 @@ int market_best_rank(const market *m, market_product product, int buy_side, int6
     *rank = buy_side ? key : -key;
     return 1;
 }
+
+/* ---- snapshots (docs/market-protocol.md, "Snapshots") --------------------
+ *
+ * The dump holds everything that decides what later calls do: the pool's
+ * allocation state (slots handed out and the free list in order, so future
+ * order ids are the same), the sequence and trade counters, every product
+ * in creation order (mode, statement, accumulated trade effects, each
+ * side's levels with their FIFOs, the call list), each resting node, and
+ * the client-id index (finished orders included: a resubmission stays
+ * idempotent). Little endian; ends with its length checked by the reader.
+ */
+
+#define SNAPSHOT_MAGIC "ANMMKT01"
+
+typedef struct dump_buf {
+    uint8_t *p;
+    size_t size, cap;
+    int failed;
+} dump_buf;
+
+static void dump_raw(dump_buf *b, const void *data, size_t n)
+{
+    if (b->failed) {
+        return;
+    }
+    if (b->cap - b->size < n) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->size < n) {
+            cap *= 2;
+        }
+        uint8_t *grown = realloc(b->p, cap);
+        if (grown == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->p = grown;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->size, data, n);
+    b->size += n;
+}
+
+static void dump_u64(dump_buf *b, uint64_t v)
+{
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) {
+        le[i] = (uint8_t)(v >> (8 * i));
+    }
+    dump_raw(b, le, 8);
+}
+
+static void dump_f64(dump_buf *b, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    dump_u64(b, bits);
+}
+
+static void dump_node(dump_buf *b, const market__order *o)
+{
+    dump_u64(b, o->order_id);
+    dump_u64(b, o->client_order_id);
+    dump_u64(b, (uint64_t)o->rank);
+    dump_u64(b, (uint64_t)o->quantity);
+    dump_u64(b, (uint64_t)o->filled);
+    dump_u64(b, (uint64_t)o->min_quantity);
+    dump_u64(b, (uint64_t)o->valid_until_ms);
+    dump_u64(b, (uint64_t)o->participant << 32 | o->der);
+    dump_u64(b, (uint64_t)(uint32_t)o->price_ticks << 32 | (uint32_t)o->availability_ticks);
+    dump_u64(b, o->side);
+}
+
+static void dump_list(dump_buf *b, const market *m, uint32_t head)
+{
+    size_t n = 0;
+    for (uint32_t s = head; s != MARKET__NIL; s = market__node(m, s)->next) {
+        n++;
+    }
+    dump_u64(b, n);
+    for (uint32_t s = head; s != MARKET__NIL; s = market__node(m, s)->next) {
+        dump_u64(b, s);
+        dump_node(b, market__node(m, s));
+    }
+}
+
+static int client_by_order_id(const void *a, const void *b)
+{
+    uint64_t x = ((const market__client *)a)->order_id, y = ((const market__client *)b)->order_id;
+    return (x > y) - (x < y);
+}
+
+int market_snapshot_save(const market *m, uint8_t **out, size_t *size)
+{
+    if (m == NULL || out == NULL || size == NULL) {
+        return ANM_EINVAL;
+    }
+    dump_buf b = {0};
+    dump_raw(&b, SNAPSHOT_MAGIC, 8);
+    dump_u64(&b, m->n_slots);
+    dump_u64(&b, m->next_sequence);
+    dump_u64(&b, m->next_trade_id);
+    size_t n_free = 0;
+    for (uint32_t s = m->free_head; s != MARKET__NIL; s = market__node(m, s)->next) {
+        n_free++;
+    }
+    dump_u64(&b, n_free);
+    for (uint32_t s = m->free_head; s != MARKET__NIL; s = market__node(m, s)->next) {
+        dump_u64(&b, s);
+    }
+    dump_u64(&b, m->n_products);
+    for (size_t i = 0; i < m->n_products; i++) {
+        const market__product *p = m->products[i];
+        dump_u64(&b, p->key.zone);
+        dump_u64(&b, (uint64_t)p->key.period_start_ms);
+        dump_u64(&b, (uint64_t)p->mode);
+        const market_statement *st = p->statement;
+        size_t n_constraints = st ? market_statement_constraints(st) : 0;
+        dump_u64(&b, n_constraints);
+        for (size_t c = 0; c < n_constraints; c++) {
+            char name[32] = {0};
+            snprintf(name, sizeof name, "%s", market_statement_constraint_name(st, c));
+            dump_raw(&b, name, sizeof name);
+            dump_f64(&b, market_statement_headroom_mw(st, c));
+        }
+        size_t n_ders = st ? market_statement_der_count(st) : 0;
+        dump_u64(&b, n_ders);
+        for (size_t d = 0; d < n_ders; d++) {
+            uint32_t der = market_statement_der_at(st, d);
+            dump_u64(&b, der);
+            for (size_t c = 0; c < n_constraints; c++) {
+                dump_f64(&b, market_statement_sensitivity(st, der, c));
+            }
+        }
+        for (size_t c = 0; c < MARKET_MAX_CONSTRAINTS; c++) {
+            dump_f64(&b, p->used_mw[c]);
+        }
+        dump_list(&b, m, p->call_head);
+        for (int side = 0; side < 2; side++) {
+            const market__side *s = &p->sides[side];
+            dump_u64(&b, s->n_levels);
+            for (size_t l = 0; l < s->n_levels; l++) {
+                dump_u64(&b, (uint64_t)s->levels[l].key);
+                dump_list(&b, m, s->levels[l].head);
+            }
+        }
+    }
+    /* the client index in a canonical order (by order id), not in hash-table order */
+    market__client *sorted = malloc((m->n_clients + 1) * sizeof *sorted);
+    size_t n_sorted = 0;
+    if (sorted == NULL) {
+        free(b.p);
+        return ANM_ENOMEM;
+    }
+    for (size_t i = 0; i < m->cap_clients; i++) {
+        if (m->clients[i].order_id != 0) {
+            sorted[n_sorted++] = m->clients[i];
+        }
+    }
+    qsort(sorted, n_sorted, sizeof *sorted, client_by_order_id);
+    dump_u64(&b, n_sorted);
+    for (size_t i = 0; i < n_sorted; i++) {
+        const market__client *c = &sorted[i];
+        dump_u64(&b, c->client_order_id);
+        dump_u64(&b, c->order_id);
+        dump_u64(&b, c->content_hash);
+        dump_u64(&b, (uint64_t)c->participant << 32 | c->slot);
+    }
+    free(sorted);
+    dump_u64(&b, b.size + 8); /* the total length: a cut dump is refused */
+    if (b.failed) {
+        free(b.p);
+        return ANM_ENOMEM;
+    }
+    *out = b.p;
+    *size = b.size;
+    return ANM_OK;
+}
+
+typedef struct load_cursor {
+    const uint8_t *p;
+    size_t size, at;
+    int bad;
+} load_cursor;
+
+static uint64_t load_u64(load_cursor *c)
+{
+    if (c->bad || c->size - c->at < 8) {
+        c->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)c->p[c->at + (size_t)i] << (8 * i);
+    }
+    c->at += 8;
+    return v;
+}
+
+static double load_f64(load_cursor *c)
+{
+    uint64_t bits = load_u64(c);
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* A count that the remaining bytes can hold (each item at least item_bytes). */
+static size_t load_count(load_cursor *c, size_t item_bytes)
+{
+    uint64_t n = load_u64(c);
+    if (c->bad || n > (c->size - c->at) / item_bytes) {
+        c->bad = 1;
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* Reads a list of (slot, node) into the pool, linking it; head and tail get its ends. */
+static int load_list(load_cursor *c, market *m, uint32_t product, uint8_t state, uint32_t *head,
+                     uint32_t *tail, size_t *count, uint8_t *used)
+{
+    size_t n = load_count(c, 88);
+    *head = *tail = MARKET__NIL;
+    for (size_t i = 0; i < n && !c->bad; i++) {
+        uint64_t slot = load_u64(c);
+        if (slot >= m->n_slots || used[slot]) {
+            return ANM_EPARSE;
+        }
+        used[slot] = 1;
+        market__order *o = market__node(m, (uint32_t)slot);
+        memset(o, 0, sizeof *o);
+        o->order_id = load_u64(c);
+        o->client_order_id = load_u64(c);
+        o->rank = (int64_t)load_u64(c);
+        o->quantity = (int64_t)load_u64(c);
+        o->filled = (int64_t)load_u64(c);
+        o->min_quantity = (int64_t)load_u64(c);
+        o->valid_until_ms = (int64_t)load_u64(c);
+        uint64_t v = load_u64(c);
+        o->participant = (uint32_t)(v >> 32);
+        o->der = (uint32_t)v;
+        v = load_u64(c);
+        o->price_ticks = (int32_t)(uint32_t)(v >> 32);
+        o->availability_ticks = (int32_t)(uint32_t)v;
+        v = load_u64(c);
+        if (v > MARKET_REQUIREMENT || (o->order_id & MARKET__SLOT_MASK) != slot) {
+            return ANM_EPARSE;
+        }
+        o->side = (uint8_t)v;
+        o->product = product;
+        o->state = state;
+        o->next = MARKET__NIL;
+        o->prev = *tail;
+        if (*tail != MARKET__NIL) {
+            market__node(m, *tail)->next = (uint32_t)slot;
+        } else {
+            *head = (uint32_t)slot;
+        }
+        *tail = (uint32_t)slot;
+        count[market_side_is_buy((market_side)o->side)]++;
+    }
+    return c->bad ? ANM_EPARSE : ANM_OK;
+}
+
+static int load_products(load_cursor *c, market *m, uint8_t *used)
+{
+    size_t n_products = load_count(c, 8 * (5 + MARKET_MAX_CONSTRAINTS));
+    for (size_t i = 0; i < n_products && !c->bad; i++) {
+        market_product key;
+        key.zone = (uint32_t)load_u64(c);
+        key.period_start_ms = (int64_t)load_u64(c);
+        uint64_t mode = load_u64(c);
+        market__product *p = market__product_get(m, key, 1);
+        if (p == NULL) {
+            return ANM_ENOMEM;
+        }
+        if (p->number != i || mode > MARKET_MODE_CALL) {
+            return ANM_EPARSE; /* a duplicate product */
+        }
+        p->mode = (market_mode)mode;
+        size_t n_constraints = load_count(c, 40);
+        if (n_constraints > MARKET_MAX_CONSTRAINTS) {
+            return ANM_EPARSE;
+        }
+        double headroom[MARKET_MAX_CONSTRAINTS];
+        char names[MARKET_MAX_CONSTRAINTS][32];
+        const char *name_ptrs[MARKET_MAX_CONSTRAINTS];
+        for (size_t k = 0; k < n_constraints && !c->bad; k++) {
+            if (c->size - c->at < 32) {
+                return ANM_EPARSE;
+            }
+            memcpy(names[k], c->p + c->at, 32);
+            names[k][31] = '\0';
+            name_ptrs[k] = names[k];
+            c->at += 32;
+            headroom[k] = load_f64(c);
+        }
+        size_t n_ders = load_count(c, 8);
+        if (n_constraints > 0) {
+            p->statement = market_statement_new(n_constraints, headroom, name_ptrs);
+            if (p->statement == NULL) {
+                return c->bad ? ANM_EPARSE : ANM_ENOMEM;
+            }
+        } else if (n_ders > 0) {
+            return ANM_EPARSE;
+        }
+        for (size_t d = 0; d < n_ders && !c->bad; d++) {
+            uint32_t der = (uint32_t)load_u64(c);
+            for (size_t k = 0; k < n_constraints; k++) {
+                double v = load_f64(c);
+                if (!c->bad && market_statement_set_sensitivity(p->statement, der, k, v) != ANM_OK) {
+                    return ANM_EPARSE;
+                }
+            }
+        }
+        for (size_t k = 0; k < MARKET_MAX_CONSTRAINTS; k++) {
+            p->used_mw[k] = load_f64(c);
+        }
+        size_t count[2] = {0, 0};
+        int rc = load_list(c, m, p->number, MARKET__IN_CALL, &p->call_head, &p->call_tail, count,
+                           used);
+        for (int side = 0; side < 2 && rc == ANM_OK; side++) {
+            market__side *s = &p->sides[side];
+            size_t n_levels = load_count(c, 16);
+            if (n_levels > 0) {
+                s->levels = calloc(n_levels, sizeof *s->levels);
+                if (s->levels == NULL) {
+                    return ANM_ENOMEM;
+                }
+                s->cap_levels = n_levels;
+            }
+            for (size_t l = 0; l < n_levels && rc == ANM_OK; l++) {
+                market__level *level = &s->levels[l];
+                level->key = (int64_t)load_u64(c);
+                if (l > 0 && level->key <= s->levels[l - 1].key) {
+                    return ANM_EPARSE;
+                }
+                size_t before[2] = {count[0], count[1]};
+                rc = load_list(c, m, p->number, MARKET__IN_LEVEL, &level->head, &level->tail,
+                               count, used);
+                if (rc == ANM_OK && (level->head == MARKET__NIL ||
+                                     count[1 - side] != before[1 - side])) {
+                    return ANM_EPARSE; /* an empty level, or an order on the wrong side */
+                }
+                s->n_levels++;
+            }
+        }
+        if (rc != ANM_OK) {
+            return rc;
+        }
+        p->sides[0].resting = count[0];
+        p->sides[1].resting = count[1];
+        p->resting = count[0] + count[1];
+    }
+    return c->bad ? ANM_EPARSE : ANM_OK;
+}
+
+int market_snapshot_load(market *m, const uint8_t *data, size_t size)
+{
+    if (m == NULL || data == NULL) {
+        return ANM_EINVAL;
+    }
+    if (m->n_slots != 0 || m->n_products != 0 || m->n_clients != 0) {
+        return ANM_EINVAL; /* only into a fresh market */
+    }
+    load_cursor c = {data, size, 0, 0};
+    uint8_t *used = NULL;
+    int rc = ANM_EPARSE;
+    if (size < 16 || memcmp(data, SNAPSHOT_MAGIC, 8) != 0) {
+        goto out;
+    }
+    c.at = 8;
+    uint64_t n_slots = load_u64(&c);
+    m->next_sequence = load_u64(&c);
+    m->next_trade_id = load_u64(&c);
+    if (c.bad || n_slots > MARKET__MAX_SLOTS || m->next_sequence == 0 ||
+        m->next_sequence >= (UINT64_C(1) << (64 - MARKET__SLOT_BITS))) {
+        goto out;
+    }
+    /* the pool: the same blocks as the original had */
+    while ((uint64_t)m->n_slots < n_slots) {
+        if (slot_alloc(m) == MARKET__NIL) {
+            rc = ANM_ENOMEM;
+            goto out;
+        }
+    }
+    used = calloc((size_t)n_slots + 1, 1);
+    if (used == NULL) {
+        rc = ANM_ENOMEM;
+        goto out;
+    }
+    size_t n_free = load_count(&c, 8);
+    uint32_t *tail = &m->free_head;
+    for (size_t i = 0; i < n_free && !c.bad; i++) {
+        uint64_t slot = load_u64(&c);
+        if (slot >= n_slots || used[slot]) {
+            goto out;
+        }
+        used[slot] = 1;
+        market__order *o = market__node(m, (uint32_t)slot);
+        memset(o, 0, sizeof *o);
+        o->state = MARKET__FREE;
+        *tail = (uint32_t)slot;
+        tail = &o->next;
+    }
+    *tail = MARKET__NIL;
+    rc = load_products(&c, m, used);
+    if (rc != ANM_OK) {
+        goto out;
+    }
+    rc = ANM_EPARSE;
+    for (uint64_t s = 0; s < n_slots; s++) {
+        if (!used[s]) {
+            goto out; /* every slot is free or rests */
+        }
+    }
+    size_t n_clients = load_count(&c, 32);
+    for (size_t i = 0; i < n_clients && !c.bad; i++) {
+        market__client e;
+        e.client_order_id = load_u64(&c);
+        e.order_id = load_u64(&c);
+        e.content_hash = load_u64(&c);
+        uint64_t v = load_u64(&c);
+        e.participant = (uint32_t)(v >> 32);
+        e.slot = (uint32_t)v;
+        if (c.bad || e.order_id == 0) {
+            goto out;
+        }
+        if (client_reserve(m) != ANM_OK) {
+            rc = ANM_ENOMEM;
+            goto out;
+        }
+        market__client *at = client_probe(m, e.participant, e.client_order_id);
+        if (at->order_id != 0) {
+            goto out; /* a duplicate entry */
+        }
+        *at = e;
+        m->n_clients++;
+    }
+    uint64_t total = load_u64(&c);
+    if (c.bad || total != size || c.at != size) {
+        goto out;
+    }
+    rc = ANM_OK;
+out:
+    free(used);
+    return rc;
+}
+
+size_t market_product_list(const market *m, market_product *out, size_t max)
+{
+    if (m == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < m->n_products && i < max; i++) {
+        out[i] = m->products[i]->key;
+    }
+    return m->n_products;
+}

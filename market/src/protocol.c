@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define END_FIELDS {NULL, ANM_FIELD_STRING, 0, 0, 0}
@@ -220,8 +221,233 @@ static void echo_ids(const void *body, size_t body_size, market_request *out)
     json_decref(json);
 }
 
+/* ---- the fast path for order.submit ----------------------------------------
+ *
+ * Orders are the hot path (about a third of the service's time went to
+ * jansson's tree building and freeing). A flat object of plain values is
+ * parsed here without allocation; anything this subset does not cover
+ * (escapes, non-ASCII, exponents, nested values, unknown, duplicate or
+ * missing keys, out-of-range values) returns 0 and goes to the jansson path,
+ * which then accepts it or writes the exact reject. tests/fuzz checks that
+ * both paths agree on every input the fast path accepts.
+ */
+
+typedef struct fast_token {
+    const char *p;
+    size_t n;
+    int is_string;
+} fast_token;
+
+static const char *fast_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string without escapes of printable ASCII, or a number -?(0|[1-9]d*)(.d+)? */
+static const char *fast_value(const char *p, const char *end, fast_token *t)
+{
+    if (p < end && *p == '"') {
+        const char *start = ++p;
+        while (p < end && *p != '"') {
+            if (*p < 0x20 || *p > 0x7e || *p == '\\')
+                return NULL;
+            p++;
+        }
+        if (p == end)
+            return NULL;
+        *t = (fast_token){start, (size_t)(p - start), 1};
+        return p + 1;
+    }
+    const char *start = p;
+    if (p < end && *p == '-')
+        p++;
+    if (p == end || *p < '0' || *p > '9')
+        return NULL;
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    if (p < end && *p == '.') {
+        const char *digits = ++p;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == digits)
+            return NULL;
+    }
+    if (p < end && (*p == 'e' || *p == 'E'))
+        return NULL;
+    if ((size_t)(p - start) > 24)
+        return NULL;
+    *t = (fast_token){start, (size_t)(p - start), 0};
+    return p;
+}
+
+static int fast_is(const fast_token *t, const char *text)
+{
+    size_t n = strlen(text);
+    return t->n == n && memcmp(t->p, text, n) == 0;
+}
+
+/* An integer token (no fraction, at most 18 digits) in [0, max]. */
+static int fast_integer(const fast_token *t, long long max, long long *out)
+{
+    if (t->is_string || t->n == 0 || t->n > 18 || memchr(t->p, '.', t->n) != NULL)
+        return 0;
+    long long v = 0;
+    size_t i = 0;
+    int negative = t->p[0] == '-';
+    for (i = negative ? 1 : 0; i < t->n; i++)
+        v = v * 10 + (t->p[i] - '0');
+    if (negative)
+        v = -v;
+    if (v < 0 || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static int fast_number(const fast_token *t, double *out)
+{
+    char tmp[32];
+    if (t->is_string || t->n >= sizeof tmp)
+        return 0;
+    if (t->n > 18 && memchr(t->p, '.', t->n) == NULL)
+        return 0; /* jansson would refuse a too big integer */
+    memcpy(tmp, t->p, t->n);
+    tmp[t->n] = '\0';
+    char *end = NULL;
+    *out = strtod(tmp, &end);
+    return end == tmp + t->n && isfinite(*out);
+}
+
+static int fast_string(const fast_token *t, char *dst, size_t size)
+{
+    if (!t->is_string || t->n == 0 || t->n >= size)
+        return 0;
+    memcpy(dst, t->p, t->n);
+    dst[t->n] = '\0';
+    return 1;
+}
+
+static int fast_time(const fast_token *t, int64_t *out)
+{
+    char tmp[64];
+    return fast_string(t, tmp, sizeof tmp) && anm_time_parse_iso8601(tmp, out) == ANM_OK;
+}
+
+enum { F_V, F_KIND, F_REQUEST_ID, F_CLIENT, F_ZONE, F_PERIOD, F_DER, F_SIDE, F_PRICE,
+       F_AVAILABILITY, F_QUANTITY, F_MIN_QUANTITY, F_VALID_UNTIL, F_COUNT };
+
+static const char *const fast_keys[F_COUNT] = {
+    "v", "kind", "request_id", "client_order_id", "zone", "period_start", "der", "side",
+    "price", "availability_price", "quantity_mw", "min_quantity_mw", "valid_until"};
+
+/* 1: *out is the request the jansson path would give; 0: use the jansson path. */
+static int parse_submit_fast(const char *body, size_t body_size, market_request *out)
+{
+    const char *p = body, *end = body + body_size;
+    fast_token v[F_COUNT];
+    unsigned seen = 0;
+    p = fast_ws(p, end);
+    if (p == end || *p++ != '{')
+        return 0;
+    for (;;) {
+        fast_token key, value;
+        p = fast_ws(p, end);
+        if (p == end || *p != '"' || (p = fast_value(p, end, &key)) == NULL)
+            return 0;
+        p = fast_ws(p, end);
+        if (p == end || *p++ != ':')
+            return 0;
+        p = fast_ws(p, end);
+        if ((p = fast_value(p, end, &value)) == NULL)
+            return 0;
+        int k = 0;
+        while (k < F_COUNT && !fast_is(&key, fast_keys[k]))
+            k++;
+        if (k == F_COUNT || (seen & (1u << k)))
+            return 0;
+        seen |= 1u << k;
+        v[k] = value;
+        p = fast_ws(p, end);
+        if (p == end)
+            return 0;
+        if (*p == '}')
+            break;
+        if (*p++ != ',')
+            return 0;
+    }
+    if (fast_ws(p + 1, end) != end)
+        return 0;
+    const unsigned required = 1u << F_V | 1u << F_KIND | 1u << F_CLIENT | 1u << F_ZONE |
+                              1u << F_PERIOD | 1u << F_SIDE | 1u << F_PRICE | 1u << F_QUANTITY;
+    if ((seen & required) != required)
+        return 0;
+    long long integer;
+    double number;
+    if (!fast_integer(&v[F_V], 1, &integer) || integer != 1 || !v[F_KIND].is_string ||
+        !fast_is(&v[F_KIND], "order.submit"))
+        return 0;
+    memset(out, 0, sizeof *out);
+    out->kind = MARKET_REQ_SUBMIT;
+    if (seen & (1u << F_REQUEST_ID)) {
+        if (!fast_integer(&v[F_REQUEST_ID], ID_MAX, &integer))
+            return 0;
+        out->has_request_id = 1;
+        out->request_id = integer;
+    }
+    if (!fast_integer(&v[F_CLIENT], ID_MAX, &integer))
+        return 0;
+    out->client_order_id = (uint64_t)integer;
+    if (!fast_string(&v[F_ZONE], out->zone, sizeof out->zone) ||
+        !fast_time(&v[F_PERIOD], &out->period_start_ms))
+        return 0;
+    if ((seen & (1u << F_DER)) && !fast_string(&v[F_DER], out->der, sizeof out->der))
+        return 0;
+    out->valid_until_ms = INT64_MAX;
+    if ((seen & (1u << F_VALID_UNTIL)) && !fast_time(&v[F_VALID_UNTIL], &out->valid_until_ms))
+        return 0;
+    if (!v[F_SIDE].is_string)
+        return 0;
+    if (fast_is(&v[F_SIDE], "offer"))
+        out->side = MARKET_OFFER;
+    else if (fast_is(&v[F_SIDE], "bid"))
+        out->side = MARKET_BID;
+    else if (fast_is(&v[F_SIDE], "requirement"))
+        out->side = MARKET_REQUIREMENT;
+    else
+        return 0;
+    if (!fast_number(&v[F_PRICE], &number) ||
+        market_protocol_price_ticks(number, &out->price_ticks) != ANM_OK)
+        return 0;
+    if ((seen & (1u << F_AVAILABILITY)) &&
+        (!fast_number(&v[F_AVAILABILITY], &number) ||
+         market_protocol_price_ticks(number, &out->availability_ticks) != ANM_OK))
+        return 0;
+    if (!fast_number(&v[F_QUANTITY], &number) ||
+        market_protocol_quantity_units(number, &out->quantity) != ANM_OK)
+        return 0;
+    if ((seen & (1u << F_MIN_QUANTITY)) &&
+        (!fast_number(&v[F_MIN_QUANTITY], &number) ||
+         market_protocol_quantity_units(number, &out->min_quantity) != ANM_OK))
+        return 0;
+    return 1;
+}
+
 int market_protocol_parse(const void *topic, size_t topic_size, const void *body,
                           size_t body_size, market_request *out, market_protocol_reject *why)
+{
+    if (topic != NULL && body != NULL && topic_size == 12 && body_size <= MARKET_PROTOCOL_MAX_BYTES &&
+        memcmp(topic, "order.submit", 12) == 0 && parse_submit_fast(body, body_size, out))
+        return ANM_OK;
+    return market_protocol_parse_json(topic, topic_size, body, body_size, out, why);
+}
+
+int market_protocol_parse_json(const void *topic, size_t topic_size, const void *body,
+                               size_t body_size, market_request *out, market_protocol_reject *why)
 {
     memset(out, 0, sizeof *out);
     out->kind = MARKET_REQ_COUNT_;
@@ -330,6 +556,33 @@ static int put(char *buf, size_t size, size_t *used, const char *fmt, ...)
     return ANM_OK;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629), or 0. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+    size_t n;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else
+        return 0;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* A JSON string of text; bytes that are not well-formed UTF-8 (a message
+ * may echo what a client sent, cut at any byte) become U+FFFD. */
 static int put_escaped(char *buf, size_t size, size_t *used, const char *text)
 {
     int rc = put(buf, size, used, "\"");
@@ -338,8 +591,17 @@ static int put_escaped(char *buf, size_t size, size_t *used, const char *text)
             rc = put(buf, size, used, "\\%c", *p);
         else if (*p < 0x20)
             rc = put(buf, size, used, "\\u%04x", *p);
-        else
+        else if (*p < 0x80)
             rc = put(buf, size, used, "%c", *p);
+        else {
+            size_t n = utf8_sequence(p);
+            if (n == 0)
+                rc = put(buf, size, used, "\\ufffd");
+            else {
+                rc = put(buf, size, used, "%.*s", (int)n, (const char *)p);
+                p += n - 1;
+            }
+        }
     }
     return rc == ANM_OK ? put(buf, size, used, "\"") : rc;
 }
@@ -358,31 +620,94 @@ static int put_head(char *buf, size_t size, size_t *used, const char *kind,
     return rc;
 }
 
-static int put_mw(char *buf, size_t size, size_t *used, const char *key, int64_t units)
+/* The ack is written on every accepted order: plain appends, no printf. */
+typedef struct out_buf {
+    char *p;
+    size_t size, used;
+    int full;
+} out_buf;
+
+static void out_raw(out_buf *o, const char *text, size_t n)
+{
+    if (o->full || o->size - o->used <= n) {
+        o->full = 1;
+        return;
+    }
+    memcpy(o->p + o->used, text, n);
+    o->used += n;
+}
+
+#define OUT_LIT(o, text) out_raw((o), (text), sizeof(text) - 1)
+
+static void out_u64(out_buf *o, unsigned long long v)
+{
+    char digits[24];
+    size_t n = sizeof digits;
+    do {
+        digits[--n] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v != 0);
+    out_raw(o, digits + n, sizeof digits - n);
+}
+
+static void out_i64(out_buf *o, long long v)
+{
+    if (v < 0) {
+        OUT_LIT(o, "-");
+        out_u64(o, (unsigned long long)(-(v + 1)) + 1u);
+    } else {
+        out_u64(o, (unsigned long long)v);
+    }
+}
+
+/* units of 0.001 MW as a decimal with exactly 3 decimals */
+static void out_mw(out_buf *o, int64_t units)
 {
     unsigned long long magnitude =
         units < 0 ? (unsigned long long)(-(units + 1)) + 1u : (unsigned long long)units;
-    return put(buf, size, used, ",\"%s\":%s%llu.%03llu", key, units < 0 ? "-" : "",
-               magnitude / 1000u, magnitude % 1000u);
+    char fraction[3] = {(char)('0' + magnitude % 1000u / 100u),
+                        (char)('0' + magnitude % 100u / 10u), (char)('0' + magnitude % 10u)};
+    if (units < 0)
+        OUT_LIT(o, "-");
+    out_u64(o, magnitude / 1000u);
+    OUT_LIT(o, ".");
+    out_raw(o, fraction, 3);
 }
 
 int market_protocol_write_ack(char *buf, size_t size, const market_request *request,
                               const market_result *result)
 {
-    size_t used = 0;
-    int rc = put_head(buf, size, &used, "order.ack", request);
-    if (rc == ANM_OK && result != NULL) {
-        rc = put(buf, size, &used, ",\"order_id\":%llu,\"resubmission\":%s,\"trades\":%zu",
-                 (unsigned long long)result->order_id, result->resubmission ? "true" : "false",
-                 result->trades);
-        if (rc == ANM_OK)
-            rc = put_mw(buf, size, &used, "filled_mw", result->filled);
-        if (rc == ANM_OK)
-            rc = put_mw(buf, size, &used, "resting_mw", result->resting);
+    out_buf o = {buf, size, 0, 0};
+    const char *kind = request ? market_request_kind_name(request->kind) : "unknown";
+    OUT_LIT(&o, "{\"v\":1,\"kind\":\"order.ack\",\"request\":\"");
+    out_raw(&o, kind, strlen(kind));
+    OUT_LIT(&o, "\"");
+    if (request && request->has_request_id) {
+        OUT_LIT(&o, ",\"request_id\":");
+        out_i64(&o, (long long)request->request_id);
     }
-    if (rc == ANM_OK)
-        rc = put(buf, size, &used, "}");
-    return rc == ANM_OK ? (int)used : rc;
+    if (request && (request->kind == MARKET_REQ_SUBMIT || request->kind == MARKET_REQ_REPLACE)) {
+        OUT_LIT(&o, ",\"client_order_id\":");
+        out_u64(&o, (unsigned long long)request->client_order_id);
+    }
+    if (result != NULL) {
+        OUT_LIT(&o, ",\"order_id\":");
+        out_u64(&o, (unsigned long long)result->order_id);
+        if (result->resubmission)
+            OUT_LIT(&o, ",\"resubmission\":true,\"trades\":");
+        else
+            OUT_LIT(&o, ",\"resubmission\":false,\"trades\":");
+        out_u64(&o, (unsigned long long)result->trades);
+        OUT_LIT(&o, ",\"filled_mw\":");
+        out_mw(&o, result->filled);
+        OUT_LIT(&o, ",\"resting_mw\":");
+        out_mw(&o, result->resting);
+    }
+    OUT_LIT(&o, "}");
+    if (o.full)
+        return ANM_ERANGE;
+    o.p[o.used] = '\0';
+    return (int)o.used;
 }
 
 int market_protocol_write_reject(char *buf, size_t size, const market_request *request,

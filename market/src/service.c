@@ -8,15 +8,19 @@
 
 #include "market/auction.h"
 #include "market/protocol.h"
+#include "market/snapshot.h"
+#include "market/store.h"
 
 #include "engine/bus.h"
 #include "engine/clock.h"
+#include "engine/db.h"
 #include "engine/log.h"
 #include "engine/network.h"
 #include "engine/reactor.h"
 #include "engine/zone.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -395,6 +399,7 @@ typedef struct core {
     uint64_t trades, events;
     uint64_t *orders; /* ids of accepted orders that may rest, ascending */
     size_t n_orders, cap_orders;
+    int64_t last_event_ms; /* engine time of the latest applied event */
     market_trade *pending; /* trades of the current batch, for publishing */
     size_t n_pending, cap_pending;
     int collect;
@@ -529,9 +534,14 @@ static int core_apply(core *c, const market_event *e, market_result *result,
         auction = &scratch_auction;
     memset(result, 0, sizeof *result);
     int rc = ANM_OK;
-    c->events++;
+    if (e->type != MARKET_EVENT_SNAPSHOT)
+        c->events++;
+    if (e->type != MARKET_EVENT_SNAPSHOT && e->type != MARKET_EVENT_CONFIG &&
+        e->now_ms > c->last_event_ms)
+        c->last_event_ms = e->now_ms;
     switch (e->type) {
     case MARKET_EVENT_CONFIG: break;
+    case MARKET_EVENT_SNAPSHOT: break; /* a marker: recovery and replay read it first */
     case MARKET_EVENT_SUBMIT:
         rc = market_submit(c->m, e->now_ms, &e->spec, result);
         if (rc == ANM_OK && result->reason == MARKET_ACCEPTED && !result->resubmission &&
@@ -589,6 +599,53 @@ static uint64_t core_digest(core *c, size_t *resting)
     return h;
 }
 
+/* ---- snapshots -------------------------------------------------------------------- */
+
+static int snapshot_path(const char *journal, char *buf, size_t size)
+{
+    return snprintf(buf, size, "%s.snapshot", journal) < (int)size ? ANM_OK : ANM_ERANGE;
+}
+
+/* Restores a fresh core (core_init done) from a snapshot file with this config. */
+static int core_restore(core *c, const market_snapshot_file *f, const uint8_t *config,
+                        size_t config_size)
+{
+    if (f->config_size != config_size || memcmp(f->config, config, config_size) != 0) {
+        anm_log_error("market", "the snapshot was written with other zones, participants or "
+                                "gate closure than its journal");
+        return ANM_ECONFIG;
+    }
+    int rc = market_snapshot_load(c->m, f->market, f->market_size);
+    if (rc != ANM_OK) {
+        anm_log_error("market", "could not restore the books of snapshot %" PRIu64 ": %s", f->id,
+                      anm_strerror(rc));
+        return rc;
+    }
+    free(c->orders);
+    c->orders = malloc((f->n_orders + 1) * sizeof *c->orders);
+    if (c->orders == NULL)
+        return ANM_ENOMEM;
+    if (f->n_orders > 0)
+        memcpy(c->orders, f->order_ids, f->n_orders * sizeof *c->orders);
+    c->n_orders = c->cap_orders = f->n_orders;
+    c->digest = f->digest;
+    c->trades = f->trades;
+    c->events = f->events;
+    c->last_event_ms = f->last_event_ms;
+    return ANM_OK;
+}
+
+/* The ids of c->orders that still rest (the only ones a snapshot needs), in a new array. */
+static uint64_t *core_resting_ids(const core *c, size_t *n)
+{
+    uint64_t *ids = malloc((c->n_orders + 1) * sizeof *ids);
+    *n = 0;
+    for (size_t i = 0; ids != NULL && i < c->n_orders; i++)
+        if (market_order_get(c->m, c->orders[i], NULL))
+            ids[(*n)++] = c->orders[i];
+    return ids;
+}
+
 /* ---- replay --------------------------------------------------------------------- */
 
 typedef struct replay_ctx {
@@ -596,6 +653,10 @@ typedef struct replay_ctx {
     int have_core;
     FILE *out;
     int rc;
+    const char *path;
+    uint64_t records;
+    uint8_t *config; /* copy of the CONFIG payload bytes */
+    size_t config_size;
 } replay_ctx;
 
 static int replay_record(void *context, const uint8_t *payload, size_t size)
@@ -611,8 +672,36 @@ static int replay_record(void *context, const uint8_t *payload, size_t size)
         if (rc != ANM_OK)
             return rc;
         r->have_core = 1;
+        r->records = 1;
+        r->config = malloc(e.config_size + 1);
+        if (r->config == NULL)
+            return ANM_ENOMEM;
+        memcpy(r->config, e.config, e.config_size);
+        r->config_size = e.config_size;
         return 0;
     }
+    if (e.type == MARKET_EVENT_SNAPSHOT) {
+        /* the journal continues a snapshot: start from it */
+        char path[4096];
+        market_snapshot_file f;
+        if (r->records != 1 || snapshot_path(r->path, path, sizeof path) != ANM_OK)
+            return ANM_EPARSE;
+        int rc = market_snapshot_file_read(path, &f);
+        if (rc == ANM_OK && f.id != e.snapshot_id) {
+            anm_log_error("market", "\"%s\" is snapshot %" PRIu64 ", the journal continues %" PRIu64,
+                          path, f.id, e.snapshot_id);
+            rc = ANM_EPARSE;
+        } else if (rc != ANM_OK) {
+            anm_log_error("market", "could not read the snapshot \"%s\": %s", path,
+                          anm_strerror(rc));
+        }
+        if (rc == ANM_OK)
+            rc = core_restore(&r->c, &f, r->config, r->config_size);
+        market_snapshot_file_free(&f);
+        r->records++;
+        return rc;
+    }
+    r->records++;
     market_auction_result a;
     int rc = core_apply(&r->c, &e, NULL, &a);
     if (rc == ANM_OK && e.type == MARKET_EVENT_AUCTION && r->out != NULL)
@@ -631,6 +720,7 @@ int market_replay(const char *path, FILE *out, uint64_t *digest)
     replay_ctx r;
     memset(&r, 0, sizeof r);
     r.out = out;
+    r.path = path;
     uint64_t torn = 0;
     int rc = market_journal_read(path, replay_record, &r, NULL, &torn);
     if (rc == ANM_OK && r.have_core) {
@@ -647,6 +737,7 @@ int market_replay(const char *path, FILE *out, uint64_t *digest)
     }
     if (r.have_core)
         core_free(&r.c);
+    free(r.config);
     return rc;
 }
 
@@ -778,6 +869,13 @@ typedef struct service {
     market_product touched[64];
     size_t n_touched;
     int fatal;
+    const uint8_t *config_blob; /* the CONFIG payload (journal's first record), borrowed */
+    size_t config_blob_size;
+    uint64_t journal_mark;      /* the snapshot the journal continues (0: none) */
+    anm_socket *statement_sub;  /* constraint statements from the forecast, or NULL */
+    anm_db *db;                 /* results store, or NULL */
+    int64_t auction_checked_ms; /* gate closures up to this engine time were auctioned */
+    uint64_t events_at_snapshot;
 } service;
 
 static char *text_reserve(service *s, size_t n)
@@ -1031,6 +1129,48 @@ static int apply_statement_json(service *s, const json_t *statement, int64_t now
     return ANM_OK;
 }
 
+/*
+ * Runs the auction of product at now as an event: applied, journaled and
+ * committed (write-ahead), then stored (auction id = the event's position in
+ * the journal, so a replay never stores it twice) and published. *a is
+ * borrowed from the market until the next auction.
+ */
+static int auction_event(service *s, market_product product, const market_auction_config *config,
+                         int64_t now, market_auction_result *a)
+{
+    market_event e;
+    memset(&e, 0, sizeof e);
+    e.type = MARKET_EVENT_AUCTION;
+    e.now_ms = now;
+    e.product = product;
+    e.auction = *config;
+    int rc = core_apply(&s->c, &e, NULL, a);
+    if (rc == ANM_OK)
+        rc = market_event_encode_auction(&s->event, now, product, config);
+    if (rc == ANM_OK)
+        rc = journal_event(s);
+    if (rc == ANM_OK)
+        rc = market_journal_commit(s->journal);
+    if (rc != ANM_OK) {
+        s->fatal = rc;
+        return rc;
+    }
+    uint64_t auction_id = s->c.events;
+    const char *zone = s->c.dir.zones[product.zone - 1].id;
+    if (s->db != NULL) {
+        int stored = 0;
+        int src = market_store_auction(s->db, auction_id, now, config, a, &stored);
+        if (src != ANM_OK)
+            anm_log_warn("market", "could not store auction %" PRIu64 " of zone \"%s\": %s (%s)",
+                         auction_id, zone, anm_strerror(src), anm_db_error_message(s->db));
+    }
+    char topic[128];
+    snprintf(topic, sizeof topic, "auction.result/%s", zone);
+    publish(s, topic, auction_json(s, a));
+    touch(s, product);
+    return ANM_OK;
+}
+
 static int handle_request(service *s, const void *route, size_t route_size, uint32_t participant,
                           const void *topic, size_t topic_size, const void *body, size_t body_size)
 {
@@ -1156,16 +1296,12 @@ static int handle_request(service *s, const void *route, size_t route_size, uint
             rc = core_apply(&s->c, &e, NULL, NULL);
             if (rc == ANM_OK)
                 rc = market_event_encode_mode(&s->event, now, product, q.mode);
-        } else {
-            e.type = MARKET_EVENT_AUCTION;
-            e.auction.pricing = (market_pricing)q.pricing;
-            e.auction.pro_rata = q.pro_rata;
-            rc = core_apply(&s->c, &e, NULL, &a);
             if (rc == ANM_OK)
-                rc = market_event_encode_auction(&s->event, now, product, &e.auction);
+                rc = journal_event(s);
+        } else {
+            market_auction_config ac = {(market_pricing)q.pricing, q.pro_rata};
+            rc = auction_event(s, product, &ac, now, &a);
         }
-        if (rc == ANM_OK)
-            rc = journal_event(s);
         if (rc != ANM_OK) {
             rc = write_reject(s, route, route_size, &q, "internal", REJECT_INTERNAL,
                               anm_strerror(rc));
@@ -1176,9 +1312,6 @@ static int handle_request(service *s, const void *route, size_t route_size, uint
             market_result ok = {0};
             rc = write_answer(s, route, route_size, &q, &ok);
         } else {
-            char topic_text[128];
-            snprintf(topic_text, sizeof topic_text, "auction.result/%s", q.zone);
-            publish(s, topic_text, auction_json(s, &a));
             json_t *answer = auction_json(s, &a);
             if (answer != NULL) {
                 json_object_set_new(answer, "request", json_string("market.auction"));
@@ -1264,6 +1397,8 @@ static void publish_batch(service *s)
 
 enum { MAX_FRAMES = 4 };
 
+static int take_snapshot(service *s, anm_error_detail *detail);
+
 static int on_router(anm_reactor *reactor, anm_socket *socket, void *arg)
 {
     (void)reactor;
@@ -1321,6 +1456,29 @@ static int on_router(anm_reactor *reactor, anm_socket *socket, void *arg)
     rc = market_journal_commit(s->journal);
     if (rc != ANM_OK)
         return rc;
+    if (s->db != NULL && s->c.n_pending > 0) {
+        /* continuous trades; auction trades were stored with their auction */
+        size_t n = 0;
+        market_trade *continuous = malloc(s->c.n_pending * sizeof *continuous);
+        for (size_t i = 0; continuous != NULL && i < s->c.n_pending; i++)
+            if (s->c.pending[i].kind == MARKET_TRADE_CONTINUOUS)
+                continuous[n++] = s->c.pending[i];
+        long long inserted = 0;
+        int src = continuous == NULL ? ANM_ENOMEM
+                  : n > 0            ? market_store_trades(s->db, 0, continuous, n, &inserted)
+                                     : ANM_OK;
+        if (src != ANM_OK)
+            anm_log_warn("market", "could not store %zu trades: %s (%s)", n, anm_strerror(src),
+                         anm_db_error_message(s->db));
+        free(continuous);
+    }
+    if (s->config->snapshot_every > 0 &&
+        s->c.events - s->events_at_snapshot >= s->config->snapshot_every) {
+        /* the acks of this batch wait for the snapshot: it is taken between batches */
+        (void)take_snapshot(s, NULL);
+        if (s->journal == NULL)
+            return ANM_EIO;
+    }
     for (size_t i = 0; i < s->n_replies; i++) {
         const reply *r = &s->replies[i];
         zmq_send(handle, s->text + r->route_at, r->route_size, ZMQ_SNDMORE | ZMQ_DONTWAIT);
@@ -1328,6 +1486,100 @@ static int on_router(anm_reactor *reactor, anm_socket *socket, void *arg)
     }
     publish_batch(s);
     return ANM_OK;
+}
+
+/*
+ * The gate-closure auction: every product with resting orders whose gate
+ * closure fell in (auction_checked_ms, now] is auctioned, in product order.
+ * Runs on the engine clock, so a stepped clock (clock.advance) fires it.
+ */
+static int on_auction_timer(anm_reactor *reactor, int timer_id, void *arg)
+{
+    (void)reactor;
+    (void)timer_id;
+    service *s = arg;
+    int64_t now = anm_clock_now_ms(s->clock);
+    size_t n = market_product_list(s->c.m, NULL, 0);
+    market_product *products = malloc((n + 1) * sizeof *products);
+    if (products == NULL)
+        return ANM_ENOMEM;
+    n = market_product_list(s->c.m, products, n);
+    market_auction_config ac = {s->config->auction_pricing, s->config->auction_pro_rata};
+    int rc = ANM_OK;
+    for (size_t i = 0; i < n && rc == ANM_OK; i++) {
+        int64_t gate = products[i].period_start_ms - s->c.dir.gate_closure_offset_ms;
+        if (gate <= s->auction_checked_ms || gate > now ||
+            market_resting_orders(s->c.m, products[i]) == 0)
+            continue;
+        market_auction_result a;
+        rc = auction_event(s, products[i], &ac, now, &a);
+        if (rc == ANM_OK)
+            anm_log_info("market", "gate-closure auction of zone \"%s\" period %" PRId64
+                                   ": %zu trades, %.3f MW",
+                         s->c.dir.zones[products[i].zone - 1].id, products[i].period_start_ms,
+                         a.n_trades, (double)a.accepted_volume / 1000.0);
+    }
+    free(products);
+    if (now > s->auction_checked_ms)
+        s->auction_checked_ms = now;
+    publish_batch(s);
+    return rc;
+}
+
+/* Constraint statements from the forecast (docs/gateway.md: the statement itself, or
+ * {"v":1,"kind":"constraint.statement","statement":{...}}). A bad one is logged and skipped. */
+static int on_statement(anm_reactor *reactor, anm_socket *socket, void *arg)
+{
+    (void)reactor;
+    service *s = arg;
+    for (;;) {
+        anm_msg *msg = NULL;
+        int rc = anm_socket_recv(socket, &msg, ANM_BUS_DONTWAIT);
+        if (rc == ANM_EAGAIN)
+            return ANM_OK;
+        if (rc != ANM_OK) {
+            anm_log_warn("market", "statement subscription: %s", anm_strerror(rc));
+            return ANM_OK;
+        }
+        size_t size = 0;
+        const void *body = anm_msg_parts(msg) == 2 ? anm_msg_part(msg, 1, &size) : NULL;
+        json_error_t jerr;
+        json_t *root = body ? json_loadb(body, size, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+        const json_t *statement = root;
+        if (root != NULL && json_object_get(root, "schema") == NULL) {
+            const char *kind = json_string_value(json_object_get(root, "kind"));
+            statement = json_integer_value(json_object_get(root, "v")) == 1 && kind != NULL &&
+                                strcmp(kind, "constraint.statement") == 0
+                            ? json_object_get(root, "statement")
+                            : NULL;
+        }
+        char why[256] = "";
+        size_t n_periods = 0;
+        if (statement == NULL) {
+            anm_log_warn("market", "skipping a message on the statement topic: not a statement");
+        } else {
+            rc = apply_statement_json(s, statement, anm_clock_now_ms(s->clock), why, sizeof why,
+                                      &n_periods);
+            /* periods applied before a bad one stay applied: commit them either way */
+            int commit = market_journal_commit(s->journal);
+            if (commit != ANM_OK)
+                s->fatal = commit;
+            if (rc == ANM_OK && commit == ANM_OK)
+                anm_log_info("market", "statement \"%s\" from the bus: %zu periods",
+                             json_string_value(json_object_get(statement, "id"))
+                                 ? json_string_value(json_object_get(statement, "id"))
+                                 : "",
+                             n_periods);
+            else if (s->fatal)
+                rc = s->fatal;
+            else
+                anm_log_warn("market", "skipping a statement from the bus: %s", why);
+        }
+        json_decref(root);
+        anm_msg_destroy(&msg);
+        if (s->fatal)
+            return s->fatal;
+    }
 }
 
 static int on_zap(anm_reactor *reactor, anm_socket *socket, void *arg)
@@ -1349,6 +1601,10 @@ void market_service_config_default(market_service_config *config)
     config->initial_mode = MARKET_MODE_CALL;
     config->confidence = "p10";
     config->batch_max = 4096;
+    config->snapshot_every = 1000000;
+    config->statement_topic = "constraint.statement";
+    config->auction_pricing = MARKET_PAY_AS_BID;
+    config->auction_check_ms = 1000;
 }
 
 typedef struct recover_ctx {
@@ -1356,6 +1612,10 @@ typedef struct recover_ctx {
     const uint8_t *config;
     size_t config_size;
     int started;
+    uint64_t records;
+    const market_snapshot_file *snapshot; /* NULL: none */
+    uint64_t mark;  /* the snapshot this journal continues (0: none) */
+    int skip;       /* the journal is the one the snapshot already covers */
 } recover_ctx;
 
 static int recover_record(void *context, const uint8_t *payload, size_t size)
@@ -1364,6 +1624,7 @@ static int recover_record(void *context, const uint8_t *payload, size_t size)
     market_event e;
     if (market_event_decode(payload, size, &e) != ANM_OK)
         return ANM_EPARSE;
+    uint64_t index = r->records++;
     if (!r->started) {
         if (e.type != MARKET_EVENT_CONFIG)
             return ANM_EPARSE;
@@ -1375,7 +1636,127 @@ static int recover_record(void *context, const uint8_t *payload, size_t size)
         r->started = 1;
         return 0;
     }
+    if (e.type == MARKET_EVENT_SNAPSHOT) {
+        if (index != 1)
+            return ANM_EPARSE;
+        r->mark = e.snapshot_id;
+    }
+    if (index == 1) {
+        /* decide at the second record whether the journal continues the snapshot */
+        if (r->snapshot == NULL && r->mark != 0) {
+            anm_log_error("market", "the journal continues snapshot %" PRIu64 " but there is no "
+                                    "snapshot file next to it", r->mark);
+            return ANM_ECONFIG;
+        }
+        if (r->snapshot != NULL && r->mark != r->snapshot->id)
+            r->skip = 1;
+    }
+    if (e.type == MARKET_EVENT_SNAPSHOT || r->skip)
+        return 0;
     return core_apply(&r->s->c, &e, NULL, NULL);
+}
+
+/* Writes a journal at path holding CONFIG and SNAPSHOT(id), synced. */
+static int write_continuation(service *s, const char *path, uint64_t id, uint64_t *size,
+                              anm_error_detail *detail)
+{
+    market_journal *j = NULL;
+    (void)unlink(path);
+    int rc = market_journal_open(path, 0, MARKET_DURABILITY_POWER, &j, detail);
+    if (rc == ANM_OK)
+        rc = market_event_encode_config(&s->event, s->config_blob, s->config_blob_size);
+    if (rc == ANM_OK)
+        rc = market_journal_append(j, s->event.data, s->event.size);
+    if (rc == ANM_OK)
+        rc = market_event_encode_snapshot(&s->event, id);
+    if (rc == ANM_OK)
+        rc = market_journal_append(j, s->event.data, s->event.size);
+    if (rc == ANM_OK)
+        rc = market_journal_commit(j);
+    if (rc == ANM_OK)
+        *size = market_journal_size(j);
+    market_journal_destroy(&j);
+    return rc;
+}
+
+static int sync_directory(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + (slash == path)), path) >=
+             (int)sizeof dir)
+        return ANM_ERANGE;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ANM_EIO;
+    int rc = fsync(fd) == 0 ? ANM_OK : ANM_EIO;
+    close(fd);
+    return rc;
+}
+
+/*
+ * Takes a snapshot after a committed batch and starts a new journal after it:
+ *   1. JOURNAL.next = CONFIG, SNAPSHOT(id), synced;
+ *   2. JOURNAL.snapshot written atomically (snapshot.c);
+ *   3. JOURNAL.next renamed over JOURNAL (the old journal is gone), directory synced.
+ * A crash between 2 and 3 leaves the new snapshot with the journal it covers:
+ * recovery sees that (the journal does not continue the snapshot but is the one
+ * it covers, to the byte) and finishes step 3.
+ */
+static int take_snapshot(service *s, anm_error_detail *detail)
+{
+    const char *journal = s->config->journal_path;
+    char snap[4096], next[4096];
+    uint8_t *dump = NULL;
+    size_t dump_size = 0, n_ids = 0;
+    uint64_t *ids = NULL, size = 0;
+    int64_t t0 = anm_monotonic_ns();
+    int rc = snapshot_path(journal, snap, sizeof snap);
+    if (rc == ANM_OK && snprintf(next, sizeof next, "%s.next", journal) >= (int)sizeof next)
+        rc = ANM_ERANGE;
+    if (rc == ANM_OK)
+        rc = market_snapshot_save(s->c.m, &dump, &dump_size);
+    if (rc == ANM_OK && (ids = core_resting_ids(&s->c, &n_ids)) == NULL)
+        rc = ANM_ENOMEM;
+    uint64_t id = s->c.events;
+    if (rc == ANM_OK)
+        rc = write_continuation(s, next, id, &size, detail);
+    if (rc == ANM_OK) {
+        market_snapshot_file f = {.id = id,
+                                  .base_mark = s->journal_mark,
+                                  .covered_bytes = market_journal_size(s->journal),
+                                  .digest = s->c.digest,
+                                  .trades = s->c.trades,
+                                  .events = s->c.events,
+                                  .last_event_ms = s->c.last_event_ms,
+                                  .config = s->config_blob,
+                                  .config_size = s->config_blob_size,
+                                  .order_ids = ids,
+                                  .n_orders = n_ids,
+                                  .market = dump,
+                                  .market_size = dump_size};
+        rc = market_snapshot_file_write(snap, &f);
+    }
+    if (rc == ANM_OK) {
+        market_journal_destroy(&s->journal);
+        if (rename(next, journal) != 0 || sync_directory(journal) != ANM_OK)
+            rc = ANM_EIO;
+    }
+    if (rc == ANM_OK)
+        rc = market_journal_open(journal, size, s->config->durability, &s->journal, detail);
+    if (rc == ANM_OK) {
+        s->journal_mark = id;
+        s->events_at_snapshot = s->c.events;
+        anm_log_info("market", "snapshot %" PRIu64 ": %zu resting orders, %zu bytes, %.1f ms", id,
+                     n_ids, dump_size, (double)(anm_monotonic_ns() - t0) / 1e6);
+    } else {
+        anm_log_error("market", "could not take a snapshot: %s", anm_strerror(rc));
+    }
+    free(ids);
+    free(dump);
+    return rc;
 }
 
 static int secure_socket(anm_socket *socket, const char *secret, anm_error_detail *detail)
@@ -1435,13 +1816,60 @@ int market_service_run(const market_service_config *config, anm_error_detail *de
     if (rc != ANM_OK)
         goto out;
 
-    /* recovery: replay the journal, truncating a torn tail */
-    recover_ctx rec = {&s, blob.data, blob.size, 0};
+    s.config_blob = blob.data;
+    s.config_blob_size = blob.size;
+
+    /* recovery: the snapshot if there is one, then the journal after it (torn tail truncated) */
+    char snap[4096], next[4096];
+    if (snapshot_path(config->journal_path, snap, sizeof snap) != ANM_OK ||
+        snprintf(next, sizeof next, "%s.next", config->journal_path) >= (int)sizeof next) {
+        anm_error_detail_set(detail, config->journal_path, 0, 0, NULL, "journal path too long");
+        rc = ANM_ECONFIG;
+        goto out;
+    }
+    market_snapshot_file snapshot;
+    rc = market_snapshot_file_read(snap, &snapshot);
+    int have_snapshot = rc == ANM_OK;
+    if (rc == ANM_OK)
+        rc = core_restore(&s.c, &snapshot, blob.data, blob.size);
+    else if (rc == ANM_ENOTFOUND)
+        rc = ANM_OK;
+    recover_ctx rec = {&s, blob.data, blob.size, 0, 0, have_snapshot ? &snapshot : NULL, 0, 0};
     uint64_t valid = 0, torn = 0;
-    rc = market_journal_read(config->journal_path, recover_record, &rec, &valid, &torn);
+    if (rc == ANM_OK)
+        rc = market_journal_read(config->journal_path, recover_record, &rec, &valid, &torn);
+    if (rc == ANM_OK && have_snapshot && rec.mark != snapshot.id) {
+        /* the journal is the one the snapshot covers (a crash before its rotation ended),
+         * or missing: start the journal after the snapshot */
+        int covered = rec.mark == snapshot.base_mark && valid == snapshot.covered_bytes;
+        if (!covered && rec.started) {
+            anm_error_detail_set(detail, config->journal_path, 0, 0, NULL,
+                                 "the journal neither continues snapshot %" PRIu64
+                                 " nor is the one it covers",
+                                 snapshot.id);
+            rc = ANM_ECONFIG;
+        } else {
+            anm_log_warn("market", "starting a journal after snapshot %" PRIu64 " (%s)",
+                         snapshot.id, rec.started ? "the rotation was interrupted" : "no journal");
+            uint64_t size = 0;
+            rc = write_continuation(&s, next, snapshot.id, &size, detail);
+            if (rc == ANM_OK && (rename(next, config->journal_path) != 0 ||
+                                 sync_directory(config->journal_path) != ANM_OK))
+                rc = ANM_EIO;
+            valid = size;
+            torn = 0;
+            rec.started = 1;
+            rec.mark = snapshot.id;
+        }
+    }
+    if (have_snapshot)
+        market_snapshot_file_free(&snapshot);
+    s.journal_mark = rec.mark;
+    s.events_at_snapshot = s.c.events;
     if (rc != ANM_OK) {
-        anm_error_detail_set(detail, config->journal_path, 0, 0, NULL,
-                             "could not recover the journal: %s", anm_strerror(rc));
+        if (detail != NULL && detail->message[0] == '\0')
+            anm_error_detail_set(detail, config->journal_path, 0, 0, NULL,
+                                 "could not recover the journal: %s", anm_strerror(rc));
         goto out;
     }
     if (torn > 0)
@@ -1533,8 +1961,35 @@ int market_service_run(const market_service_config *config, anm_error_detail *de
         rc = secure_socket(s.pub, server_secret, detail);
     if (rc == ANM_OK)
         rc = anm_socket_bind(s.pub, config->pub_endpoint, detail);
+    if (rc == ANM_OK && config->statement_endpoint != NULL) {
+        anm_socket_options sub_options;
+        anm_socket_options_default(&sub_options);
+        sub_options.max_message_bytes = MARKET_PROTOCOL_MAX_STATEMENT_BYTES + 4096;
+        rc = anm_socket_new(s.bus, ANM_SOCKET_SUB, NULL, &sub_options, &s.statement_sub, detail);
+        if (rc == ANM_OK)
+            rc = anm_socket_subscribe(s.statement_sub, config->statement_topic
+                                                           ? config->statement_topic
+                                                           : "constraint.statement");
+        if (rc == ANM_OK)
+            rc = anm_socket_connect(s.statement_sub, config->statement_endpoint, detail);
+    }
+    if (rc == ANM_OK && config->db_conninfo != NULL) {
+        anm_db_options db_options = {.component = "market"};
+        rc = anm_db_connect(config->db_conninfo, &db_options, &s.db);
+        if (rc != ANM_OK)
+            anm_error_detail_set(detail, NULL, 0, 0, "--db", "could not connect to the database");
+    }
     if (rc == ANM_OK)
         rc = anm_reactor_new(s.clock, &s.reactor);
+    if (rc == ANM_OK && s.statement_sub != NULL)
+        rc = anm_reactor_add_socket(s.reactor, s.statement_sub, on_statement, &s);
+    /* gate closures up to the latest journaled event were handled before a restart */
+    s.auction_checked_ms = s.c.events > 0 && s.c.last_event_ms > 0 ? s.c.last_event_ms
+                                                                    : anm_clock_now_ms(s.clock);
+    if (rc == ANM_OK && config->auto_auction)
+        rc = anm_reactor_add_timer(s.reactor, 0,
+                                   config->auction_check_ms > 0 ? config->auction_check_ms : 1000,
+                                   on_auction_timer, &s, NULL);
     if (rc == ANM_OK)
         rc = anm_reactor_add_socket(s.reactor, s.zap, on_zap, &s);
     if (rc == ANM_OK)
@@ -1553,6 +2008,8 @@ out:
     anm_socket_destroy(&s.router);
     anm_socket_destroy(&s.pub);
     anm_socket_destroy(&s.zap);
+    anm_socket_destroy(&s.statement_sub);
+    anm_db_destroy(&s.db);
     anm_bus_destroy(&s.bus);
     market_journal_destroy(&s.journal);
     anm_clock_destroy(&s.clock);

@@ -169,6 +169,13 @@ double market_statement_sensitivity(const market_statement *s, uint32_t der, siz
     return row != NULL && c < s->n_constraints ? row[c] : 0.0;
 }
 
+size_t market_statement_der_count(const market_statement *s) { return s->n_ders; }
+
+uint32_t market_statement_der_at(const market_statement *s, size_t i)
+{
+    return i < s->n_ders ? s->ders[i] : MARKET_NO_DER;
+}
+
 /* d_c = a_cj - a_ci for every c (a requirement has no j). */
 static void effect_per_mw(const market_statement *s, uint32_t sell_der, uint32_t buy_der,
                           double *d)

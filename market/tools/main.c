@@ -18,7 +18,10 @@ static void usage(FILE *out)
             "           [--router ENDPOINT] [--pub ENDPOINT] [--clock SPEC]\n"
             "           [--gate-closure-offset-ms N] [--mode call|continuous]\n"
             "           [--statement FILE...] [--confidence p10|p50|p90]\n"
-            "           [--batch N] [--ready-file FILE] [--log-level LEVEL]\n"
+            "           [--batch N] [--snapshot-every EVENTS] [--ready-file FILE]\n"
+            "           [--statement-endpoint ENDPOINT] [--statement-topic PREFIX]\n"
+            "           [--auto-auction on|off] [--auction-pricing pay_as_bid|uniform]\n"
+            "           [--auction-check-ms N] [--db CONNINFO] [--log-level LEVEL]\n"
             "       anm-market replay JOURNAL\n"
             "       anm-market bench ...   (see bench/market)\n");
 }
@@ -75,6 +78,25 @@ static int serve(int argc, char **argv)
             c.gate_closure_offset_ms = n;
         else if (strcmp(o, "--batch") == 0 && anm_parse_long(v, 1, 1000000, &n) == 0)
             c.batch_max = (size_t)n;
+        else if (strcmp(o, "--statement-endpoint") == 0)
+            c.statement_endpoint = v;
+        else if (strcmp(o, "--statement-topic") == 0)
+            c.statement_topic = v;
+        else if (strcmp(o, "--db") == 0)
+            c.db_conninfo = v;
+        else if (strcmp(o, "--auto-auction") == 0 && strcmp(v, "on") == 0)
+            c.auto_auction = 1;
+        else if (strcmp(o, "--auto-auction") == 0 && strcmp(v, "off") == 0)
+            c.auto_auction = 0;
+        else if (strcmp(o, "--auction-pricing") == 0 && strcmp(v, "uniform") == 0)
+            c.auction_pricing = MARKET_UNIFORM;
+        else if (strcmp(o, "--auction-pricing") == 0 && strcmp(v, "pay_as_bid") == 0)
+            c.auction_pricing = MARKET_PAY_AS_BID;
+        else if (strcmp(o, "--auction-check-ms") == 0 &&
+                 anm_parse_long(v, 1, 86400000L, &n) == 0)
+            c.auction_check_ms = n;
+        else if (strcmp(o, "--snapshot-every") == 0 && anm_parse_long(v, 0, 1L << 40, &n) == 0)
+            c.snapshot_every = (uint64_t)n;
         else
             return anm_cli_usage_error("anm-market", "bad option or value '%s %s'", o, v);
     }

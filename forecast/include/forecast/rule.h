@@ -72,6 +72,16 @@ int forecast_rule_workspace_prepare(forecast_rule_workspace *ws,
                                     const forecast_rule_problem *problem);
 
 /*
+ * Frees the calling thread's GLPK environment (the min-MW LP's). A thread
+ * that applied rules and is about to exit calls it after destroying its
+ * workspaces (GLPK keeps one environment per thread; a workspace's LP
+ * belongs to the thread that first solved with it and must be used and
+ * destroyed there). Harmless in a thread that never solved an LP; never
+ * call it in a thread whose other GLPK objects are still in use.
+ */
+void forecast_rule_thread_end(void);
+
+/*
  * Applies rule `access` to problem: writes dispatch_mw[j] (the output each
  * DER is allowed, 0 <= dispatch <= available) and fills result. Returns
  * ANM_OK, ANM_EINVAL (sizes beyond the workspace) or ANM_ENUMERIC (the LP

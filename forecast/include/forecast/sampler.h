@@ -7,8 +7,10 @@
  * that tuple, whichever thread draws them and in whatever order.
  *
  * Variates: uniforms in (0, 1) from the top 53 bits; standard normals by the
- * Marsaglia polar method; Gamma(a) by Marsaglia-Tsang (with the a < 1 boost
- * U^(1/a)); Beta(a, b) = X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
+ * 256-layer ziggurat of Marsaglia and Tsang (about one 64-bit draw each);
+ * Gamma(a) by Marsaglia-Tsang (with the a < 1 boost U^(1/a)); Beta(a, b) =
+ * X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b). Exact in distribution (no
+ * tables of the inverse CDF, no approximation beyond double rounding).
  */
 #ifndef FORECAST_SAMPLER_H
 #define FORECAST_SAMPLER_H
@@ -62,5 +64,25 @@ void forecast_sampler_destroy(forecast_sampler **sampler);
 void forecast_sampler_draw(const forecast_sampler *sampler, forecast_rng *rng,
                            double *demand_scale, double *available_mw, size_t *state,
                            double *scratch);
+
+/*
+ * Draws n samples, the same values in the same order as n calls of
+ * forecast_sampler_draw, laid out one column per sample: sample i's demand
+ * scale at x[i], DER j's available MW at x[(1 + j) * stride + i], its state
+ * at state[i]. scratch holds at least 2 * n_ders doubles.
+ */
+void forecast_sampler_draw_block(const forecast_sampler *sampler, forecast_rng *rng, size_t n,
+                                 double *x, size_t stride, size_t *state, double *scratch);
+
+/*
+ * The support of the period's inputs: every sample's demand scale lies in
+ * [*demand_min, *demand_max] (the max may be INFINITY: a normal demand) and
+ * DER j's available MW in [der_min_mw[j], der_max_mw[j]] (n_ders values
+ * each; 0 to the DER's cap for wind and solar, 0 to 0 for solar that is
+ * night with certainty, the fixed output for the others). Curtailment only
+ * lowers an output towards 0, so dispatched MW lie in [0, der_max_mw[j]].
+ */
+void forecast_sampler_bounds(const forecast_sampler *sampler, double *demand_min,
+                             double *demand_max, double *der_min_mw, double *der_max_mw);
 
 #endif

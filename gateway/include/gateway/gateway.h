@@ -79,6 +79,52 @@ typedef struct gateway_field_settings {
     anm_config_array map; /* gateway_field_map_entry */
 } gateway_field_settings;
 
+/* MQTT publisher to NESO's broker (section "mqtt"; mqtt_out.h). */
+typedef struct gateway_mqtt_settings {
+    bool enabled;
+    char *host;
+    long port;
+    char *client_id;     /* "": libmosquitto picks one */
+    char *ca_file;       /* required when enabled */
+    char *cert_file;     /* optional client certificate (with key_file) */
+    char *key_file;
+    char *username;      /* "": none */
+    char *password_file; /* first line; never logged */
+    char *tls_version;   /* "tlsv1.2" or "tlsv1.3" */
+    long keepalive_s;
+    char *topic_template;   /* "": GATEWAY_MQTT_DEFAULT_TOPIC */
+    char *payload_template; /* "": GATEWAY_MQTT_DEFAULT_PAYLOAD */
+    char *spool_dir;        /* required when enabled */
+    long max_inflight;
+} gateway_mqtt_settings;
+
+/* Wider Access API (section "wider_access"; jws.h, wa_client.h, wa_server.h). */
+typedef struct gateway_wa_settings {
+    bool enabled;             /* client: redeclarations to NESO */
+    char *sender;             /* our "sender" in messages */
+    char *signing_alg;        /* RS256, PS256, ES256 */
+    char *signing_key_file;   /* our signing key (PEM) */
+    char *signing_cert_file;  /* its certificate (kid = x5t#S256 unless signing_kid) */
+    char *signing_kid;
+    char *neso_cert_file;     /* NESO's signing certificate(s), trusted for verification */
+    char *base_url;           /* https://host:port of NESO's endpoint */
+    char *ca_file;            /* CA for NESO's TLS certificate */
+    char *client_cert_file;   /* optional TLS client certificate */
+    char *client_key_file;
+    char *redeclaration_path; /* "": /wa/v1/redeclaration */
+    long request_timeout_ms;
+    long max_attempts;
+    long retry_ms;            /* a failed send is retried after this long, in order */
+    bool server_enabled;      /* endpoint for instructions and normalisation */
+    char *bind_address;
+    long port;                /* 0: ephemeral */
+    char *tls_key_file;       /* the endpoint's TLS key and certificate chain */
+    char *tls_cert_file;
+    char *instruction_path;   /* "": /wa/v1/instruction */
+    char *normalisation_path; /* "": /wa/v1/normalisation */
+    char *publish_endpoint;   /* PUB for wa.instruction / wa.normalisation */
+} gateway_wa_settings;
+
 typedef struct gateway_config {
     char *proforma_file; /* relative to the config file */
     char *clock;
@@ -94,6 +140,8 @@ typedef struct gateway_config {
     long refresh_ms;             /* re-evaluate statement values (period boundaries) */
     gateway_iec104_server_settings iec104;
     anm_config_array field;      /* gateway_field_settings */
+    gateway_mqtt_settings mqtt;
+    gateway_wa_settings wider_access;
     /* set by gateway_config_load: */
     char *config_path;
 } gateway_config;
@@ -148,6 +196,10 @@ void gateway_service_stop(gateway_service *s);
 int gateway_service_iec104_port(const gateway_service *s);
 const char *gateway_service_status_endpoint(const gateway_service *s);
 
+/* The Wider Access endpoint's bound port (0 if off) and its bus PUB endpoint ("" if off). */
+int gateway_service_wa_port(const gateway_service *s);
+const char *gateway_service_wa_publish_endpoint(const gateway_service *s);
+
 void gateway_service_set_value_hook(gateway_service *s, gateway_value_hook fn, void *arg);
 void gateway_service_set_redeclaration_hook(gateway_service *s, gateway_redeclaration_hook fn,
                                             void *arg);
@@ -177,6 +229,14 @@ double gateway_pattern_value(const gateway_proforma_point *point, gateway_patter
                              int step, int steps);
 int gateway_service_commission_step(gateway_service *s, gateway_pattern pattern, int step,
                                      int steps);
+/*
+ * From the first commission step until this call, live values (statements,
+ * telemetry) update the service's state but are not sent, so they cannot
+ * overwrite the test pattern. This sends every point again without the
+ * test bit: statement-derived values as they stand, metered MW as invalid
+ * (QDS IV) until the next sample.
+ */
+void gateway_service_commission_end(gateway_service *s);
 
 /* The status report (new reference). */
 json_t *gateway_service_status(gateway_service *s);

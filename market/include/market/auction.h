@@ -62,4 +62,15 @@ typedef struct market_auction_result {
 int market_auction_run(market *m, int64_t now_ms, market_product product,
                        const market_auction_config *config, market_auction_result *out);
 
+/*
+ * Sizes the market's auction scratch for auctions of up to `orders` resting
+ * orders and `trades` trades, and writes every page of it once, so that the
+ * first such auction allocates nothing and takes no page faults (about 130
+ * bytes per order plus 96 per trade; docs/market.md, "How the auction spends
+ * its time"). Optional: without it the first large auction pays for its
+ * allocation. ANM_OK, ANM_EINVAL (NULL market, orders above the pool limit),
+ * ANM_ENOMEM.
+ */
+int market_auction_reserve(market *m, size_t orders, size_t trades);
+
 #endif

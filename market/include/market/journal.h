@@ -91,7 +91,8 @@ typedef enum market_event_type {
     MARKET_EVENT_MODE = 5,
     MARKET_EVENT_STATEMENT = 6,
     MARKET_EVENT_AUCTION = 7,
-    MARKET_EVENT_EXPIRE = 8
+    MARKET_EVENT_EXPIRE = 8,
+    MARKET_EVENT_SNAPSHOT = 9   /* second record of a journal that continues a snapshot */
 } market_event_type;
 
 typedef struct market_event {
@@ -109,6 +110,7 @@ typedef struct market_event {
     char names[MARKET_MAX_CONSTRAINTS][32];
     size_t n_sensitivities;
     const uint8_t *sensitivities; /* n x (u32 der, u16 constraint, f64 value) */
+    uint64_t snapshot_id;        /* snapshot: the id of the snapshot this journal continues */
     /* config: borrowed view of the registry bytes */
     const uint8_t *config;
     size_t config_size;
@@ -147,6 +149,7 @@ int market_event_encode_statement(market_bytes *b, int64_t now_ms, market_produc
 int market_event_encode_config(market_bytes *b, const void *config, size_t size);
 int market_event_encode_auction(market_bytes *b, int64_t now_ms, market_product product,
                                 const market_auction_config *config);
+int market_event_encode_snapshot(market_bytes *b, uint64_t snapshot_id);
 
 /* Decodes a payload (views borrow it). ANM_OK or ANM_EPARSE. */
 int market_event_decode(const uint8_t *payload, size_t size, market_event *out);

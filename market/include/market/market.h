@@ -106,6 +106,10 @@ int market_set_mode(market *m, market_product product, market_mode mode);
 /* Removes resting orders of product whose validity ended (<= now_ms); returns how many. */
 size_t market_expire(market *m, int64_t now_ms, market_product product);
 
+/* The products the market knows, in creation order: copies up to max into out
+ * (may be NULL with max 0) and returns how many there are. */
+size_t market_product_list(const market *m, market_product *out, size_t max);
+
 /* Resting orders and volumes of a product. */
 size_t market_resting_orders(const market *m, market_product product);
 
@@ -125,5 +129,19 @@ typedef struct market_memory {
     size_t resting_orders;
 } market_memory;
 void market_memory_usage(const market *m, market_memory *out);
+
+/*
+ * Snapshots: market_snapshot_save writes the whole state of the books into
+ * *out (new, free()), and market_snapshot_load restores it into a fresh
+ * market made with the same config and registry. The restored market then
+ * behaves exactly like the original: same resting orders, time priority,
+ * statements and their accumulated trade effects, the same ids for future
+ * orders and trades, and idempotent resubmission of any earlier client id.
+ * Save: ANM_OK, ANM_EINVAL, ANM_ENOMEM. Load: ANM_OK, ANM_EINVAL (not a
+ * fresh market), ANM_EPARSE (bad or cut data; the market must then be
+ * destroyed), ANM_ENOMEM.
+ */
+int market_snapshot_save(const market *m, uint8_t **out, size_t *size);
+int market_snapshot_load(market *m, const uint8_t *data, size_t size);
 
 #endif

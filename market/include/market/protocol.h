@@ -85,6 +85,15 @@ int market_protocol_parse(const void *topic, size_t topic_size, const void *body
 void market_request_clear(market_request *request);
 
 /*
+ * The same parse with jansson only. market_protocol_parse first tries an
+ * allocation-free parser for plain order.submit bodies and falls back to
+ * this one for everything else; on every input the fast parser accepts,
+ * both give the same request (tests/fuzz/fuzz_market_protocol.c checks it).
+ */
+int market_protocol_parse_json(const void *topic, size_t topic_size, const void *body,
+                               size_t body_size, market_request *out, market_protocol_reject *why);
+
+/*
  * Answers, written as compact JSON into buf. Return the length (< size) or
  * ANM_ERANGE if buf is too small. order_ack: accepted; reject: a core
  * reject (market_result) or a protocol reject (reason/text).

@@ -35,6 +35,14 @@ typedef struct market_service_config {
     const char *confidence;          /* "p10" (default), "p50" or "p90" headroom */
     const char *ready_file;          /* written with the bound endpoints once serving */
     size_t batch_max;                /* requests per group commit (default 4096) */
+    uint64_t snapshot_every;         /* events between snapshots (default 10^6; 0: never) */
+    const char *statement_endpoint;  /* SUB for the forecast's statements, or NULL */
+    const char *statement_topic;     /* default "constraint.statement" */
+    int auto_auction;                /* 1: auction each product at its gate closure */
+    market_pricing auction_pricing;  /* of the gate-closure auctions (default pay as bid) */
+    int auction_pro_rata;
+    int64_t auction_check_ms;        /* engine ms between gate-closure checks (default 1000) */
+    const char *db_conninfo;         /* store auctions and trades in PostgreSQL, or NULL */
 } market_service_config;
 
 void market_service_config_default(market_service_config *config);

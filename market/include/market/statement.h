@@ -41,6 +41,10 @@ double market_statement_headroom_mw(const market_statement *statement, size_t c)
 const char *market_statement_constraint_name(const market_statement *statement, size_t c);
 double market_statement_sensitivity(const market_statement *statement, uint32_t der, size_t c);
 
+/* DERs with a sensitivity row, ascending: how many, and the i-th (for snapshots). */
+size_t market_statement_der_count(const market_statement *statement);
+uint32_t market_statement_der_at(const market_statement *statement, size_t i);
+
 /*
  * The largest volume v <= wanted (0.001 MW units) of a trade between an
  * offer at sell_der and a bid at buy_der (MARKET_NO_DER: a requirement)

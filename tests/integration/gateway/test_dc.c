@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +66,7 @@ static void start_emulator(const char *extra1, const char *extra2)
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphan if the test dies */
         execl(bin, "anm-dc-emulator", "--cert", tls.server_cert, "--key", tls.server_key, "--user",
               USER, "--password-file", password_file, "--port-file", port_file,
               "--control-port-file", control_file, "--record", record_path, "--store-dir",

@@ -19,6 +19,9 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "engine/clock.h"
 #include "gateway/iec104_client.h"
@@ -92,8 +95,14 @@ static int run(const char *const argv[], char **out, char **err)
 typedef struct capture {
     pid_t pid;
     int err_fd;
+    int out_fd; /* packet summaries (-P -l): what tshark has written to the file */
     char err[4096];
     size_t err_len;
+    char line[1024]; /* partial stdout line */
+    size_t line_len;
+    int packets;
+    int stopped;         /* "STOPDT con" seen */
+    int fins_after_stop; /* packets with FIN set after it */
 } capture;
 
 /* Reads tshark's stderr until "Capturing on" (ready: 1), its end (0) or 20 s (0). */
@@ -120,33 +129,69 @@ static int wait_capturing(capture *c)
     return 0;
 }
 
+/* Counts the packet summary lines tshark has printed so far (non-blocking). */
+static void capture_poll(capture *c)
+{
+    for (;;) {
+        struct pollfd p = {.fd = c->out_fd, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0)
+            return;
+        char buf[4096];
+        ssize_t got = read(c->out_fd, buf, sizeof buf);
+        if (got <= 0)
+            return;
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] != '\n') {
+                if (c->line_len + 1 < sizeof c->line)
+                    c->line[c->line_len++] = buf[i];
+                continue;
+            }
+            c->line[c->line_len] = '\0';
+            c->packets++;
+            if (strstr(c->line, "STOPDT con") != NULL)
+                c->stopped = 1;
+            else if (c->stopped && strstr(c->line, "FIN") != NULL)
+                c->fins_after_stop++;
+            c->line_len = 0;
+        }
+    }
+}
+
 static void start_capture(capture *c, int port, const char *file)
 {
-    char filter[64];
+    char filter[64], decode_as[64];
     snprintf(filter, sizeof filter, "tcp port %d", port);
-    int pipe_fds[2];
-    cr_assert_eq(pipe(pipe_fds), 0);
+    snprintf(decode_as, sizeof decode_as, "tcp.port==%d,iec60870_104", port);
+    int err_pipe[2], out_pipe[2];
+    cr_assert_eq(pipe(err_pipe), 0);
+    cr_assert_eq(pipe(out_pipe), 0);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-    posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    const char *const argv[] = {"tshark", "-q", "-i", "lo", "-f", filter, "-w", file, NULL};
+    posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, err_pipe[0]);
+    posix_spawn_file_actions_addclose(&actions, out_pipe[0]);
+    /* -P -l: a summary line per packet once it is in the file, so the test
+       knows what the capture holds before stopping it */
+    const char *const argv[] = {"tshark", "-P", "-l",   "-d", decode_as, "-i",
+                                "lo",     "-f", filter, "-w", file,      NULL};
     arg_list a;
     args_copy(&a, argv);
     int rc = posix_spawnp(&c->pid, "tshark", &actions, NULL, a.v, environ);
     args_free(&a);
     posix_spawn_file_actions_destroy(&actions);
-    close(pipe_fds[1]);
-    c->err_fd = pipe_fds[0];
+    close(err_pipe[1]);
+    close(out_pipe[1]);
+    c->err_fd = err_pipe[0];
+    c->out_fd = out_pipe[0];
     cr_assert_eq(rc, 0, "could not run tshark (install the Debian package tshark): %s",
                  strerror(rc));
     if (!wait_capturing(c)) {
         kill(c->pid, SIGKILL);
         waitpid(c->pid, NULL, 0);
         cr_assert_fail("tshark could not capture on lo (capture needs root or CAP_NET_RAW and "
-                "CAP_NET_ADMIN for dumpcap): %s",
-                c->err);
+                       "CAP_NET_ADMIN for dumpcap): %s",
+                       c->err);
     }
 }
 
@@ -156,21 +201,36 @@ static void stop_capture(capture *c)
     int status = 0;
     cr_assert_eq(waitpid(c->pid, &status, 0), c->pid);
     close(c->err_fd);
+    close(c->out_fd);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tshark capture ended badly: %s",
               c->err);
 }
 
-static void pump(gateway_iec104_server *server, gateway_iec104_client *client, anm_clock *clock)
+/* Connects and closes a plain TCP socket to port. */
+static void probe(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    close(fd);
+}
+
+static void pump(gateway_iec104_server *server, gateway_iec104_client *client, anm_clock *clock,
+                 capture *cap)
 {
     (void)gateway_iec104_server_run_once(server, anm_clock_now_ms(clock), 1);
-    (void)gateway_iec104_client_run_once(client, anm_clock_now_ms(clock), 1);
+    if (client != NULL)
+        (void)gateway_iec104_client_run_once(client, anm_clock_now_ms(clock), 1);
+    capture_poll(cap);
 }
 
 #define PUMP_UNTIL(cond)                                                                           \
     do {                                                                                           \
         int64_t end_ = anm_monotonic_ns() + 10000000000LL;                                         \
         while (!(cond) && anm_monotonic_ns() < end_)                                               \
-            pump(server, client, clock);                                                           \
+            pump(server, client, clock, &cap);                                                     \
         cr_assert(cond, "timed out waiting for: %s", #cond);                                       \
     } while (0)
 
@@ -217,8 +277,8 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
     anm_error_detail d;
     anm_error_detail_clear(&d);
     gateway_iec104_server *server = NULL;
-    cr_assert_eq(gateway_iec104_server_new(&sc, anm_clock_now_ms(clock), &server, &d), ANM_OK,
-                 "%s", d.message);
+    cr_assert_eq(gateway_iec104_server_new(&sc, anm_clock_now_ms(clock), &server, &d), ANM_OK, "%s",
+                 d.message);
     int port = gateway_iec104_server_port(server);
     for (uint32_t ioa = 1001; ioa <= 1003; ioa++)
         cr_assert_eq(gateway_iec104_server_define_point(server, ioa, GATEWAY_IEC104_POINT_MEASURED),
@@ -237,13 +297,24 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
 
     capture cap = {0};
     start_capture(&cap, port, pcap);
-
+    /* "Capturing on" comes before the capture sees packets: probe until one
+       shows in the file */
+    gateway_iec104_client *client = NULL;
+    {
+        int64_t end = anm_monotonic_ns() + 20000000000LL;
+        while (cap.packets == 0 && anm_monotonic_ns() < end) {
+            probe(port);
+            for (int i = 0; i < 200 && cap.packets == 0; i++)
+                pump(server, client, clock, &cap);
+        }
+        cr_assert_gt(cap.packets, 0, "tshark saw no packet of a probe connection");
+        PUMP_UNTIL(gateway_iec104_server_client_count(server) == 0);
+    }
     exchange *x = calloc(1, sizeof *x);
     gateway_iec104_client_config cc;
     gateway_iec104_client_config_default(&cc);
     cc.port = port;
     cc.link.t3_s = 1; /* idle 1 s -> TESTFR act */
-    gateway_iec104_client *client = NULL;
     cr_assert_eq(gateway_iec104_client_new(&cc, on_asdu, x, anm_clock_now_ms(clock), &client, &d),
                  ANM_OK);
     note(x, GATEWAY_IEC104_C_IC_NA_1, GATEWAY_IEC104_COT_ACTIVATION); /* sent on STARTDT con */
@@ -260,9 +331,9 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
                  ANM_OK);
     PUMP_UNTIL(x->n_received >= 6);
 
-    cr_assert_eq(gateway_iec104_client_clock_sync(client, anm_wall_clock_ms(),
-                                                  anm_clock_now_ms(clock)),
-                 ANM_OK);
+    cr_assert_eq(
+        gateway_iec104_client_clock_sync(client, anm_wall_clock_ms(), anm_clock_now_ms(clock)),
+        ANM_OK);
     note(x, GATEWAY_IEC104_C_CS_NA_1, GATEWAY_IEC104_COT_ACTIVATION);
     PUMP_UNTIL(x->n_received >= 7);
     PUMP_UNTIL(gateway_iec104_client_testfr_confirmed(client) >= 1);
@@ -270,11 +341,12 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
     PUMP_UNTIL(gateway_iec104_client_link_state(client) == GATEWAY_IEC104_LINK_STOPPED);
     gateway_iec104_client_destroy(&client); /* orderly close: FIN, nothing unread */
     PUMP_UNTIL(gateway_iec104_server_client_count(server) == 0);
+    PUMP_UNTIL(cap.fins_after_stop >= 2); /* the whole exchange is in the file */
     stop_capture(&cap);
 
     /* What our client saw is what we sent, in wire order. */
-    const step expected[] = {
-        {100, 6}, {100, 7}, {13, 20}, {1, 20}, {100, 10}, {36, 3}, {30, 3}, {103, 6}, {103, 7}};
+    const step expected[] = {{100, 6}, {100, 7}, {13, 20}, {1, 20}, {100, 10},
+                             {36, 3},  {30, 3},  {103, 6}, {103, 7}};
     const int n_expected = (int)(sizeof expected / sizeof expected[0]);
     cr_assert_eq(x->n, n_expected);
     for (int i = 0; i < n_expected; i++) {
@@ -286,24 +358,48 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
     char decode_as[64];
     snprintf(decode_as, sizeof decode_as, "tcp.port==%d,iec60870_104", port);
     char *out = NULL, *err = NULL;
-    const char *const check[] = {"tshark", "-r", pcap, "-d", decode_as, "-Y",
-                     "_ws.malformed || _ws.expert.severity >= warning", NULL};
+    const char *const check[] = {"tshark",
+                                 "-r",
+                                 pcap,
+                                 "-d",
+                                 decode_as,
+                                 "-Y",
+                                 "_ws.malformed || _ws.expert.severity >= warning",
+                                 NULL};
     cr_assert_eq(run(check, &out, &err), 0, "tshark -r failed: %s", err);
     cr_assert_str_empty(out, "frames wireshark marks malformed or with warnings:\n%s", out);
     free(out);
     free(err);
 
-    { const char *const all[] = {"tshark", "-r", pcap, "-d", decode_as, NULL}; char *o = NULL; run(all, &o, NULL); fprintf(stderr, "DEBUG capture:\n%s\ncap err: %s\n", o, cap.err); free(o); }
     /* 2. Its decoded type ids, causes and values are ours. */
-    const char *const fields[] = {"tshark", "-r", pcap, "-d", decode_as, "-Y", "iec60870_104", "-T", "fields",
-                      "-E", "aggregator=,", "-e", "iec60870_104.utype", "-e",
-                      "iec60870_asdu.typeid", "-e", "iec60870_asdu.causetx", "-e",
-                      "iec60870_asdu.float", "-e", "iec60870_asdu.test", NULL};
+    const char *const fields[] = {"tshark",
+                                  "-r",
+                                  pcap,
+                                  "-d",
+                                  decode_as,
+                                  "-Y",
+                                  "iec60870_104",
+                                  "-T",
+                                  "fields",
+                                  "-E",
+                                  "aggregator=,",
+                                  "-e",
+                                  "iec60870_104.utype",
+                                  "-e",
+                                  "iec60870_asdu.typeid",
+                                  "-e",
+                                  "iec60870_asdu.causetx",
+                                  "-e",
+                                  "iec60870_asdu.float",
+                                  "-e",
+                                  "iec60870_asdu.test",
+                                  NULL};
     cr_assert_eq(run(fields, &out, &err), 0, "tshark -T fields failed: %s", err);
     int n_asdu = 0, n_float = 0;
     step decoded[MAX_LOG];
     double floats[MAX_LOG];
-    int u_seen[256] = {0};
+    int u_frames[MAX_LOG], n_u = 0;
+    char *raw = strdup(out); /* out is cut into lines below */
     for (char *line = out; line != NULL && *line != '\0';) {
         char *nl = strchr(line, '\n');
         if (nl != NULL)
@@ -314,8 +410,8 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
         int nc = split_numbers(column(line, 2), causes, 16);
         int nf = split_numbers(column(line, 3), fl, 32);
         cr_assert_eq(nt, nc, "type ids and causes do not pair up: %s", line);
-        for (int i = 0; i < nu; i++)
-            u_seen[(int)u[i] & 0xff]++;
+        for (int i = 0; i < nu && n_u < MAX_LOG; i++)
+            u_frames[n_u++] = (int)u[i];
         for (int i = 0; i < nt && n_asdu < MAX_LOG; i++)
             decoded[n_asdu++] = (step){(int)types[i], (int)causes[i]};
         for (int i = 0; i < nf && n_float < MAX_LOG; i++)
@@ -323,7 +419,7 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
         line = nl != NULL ? nl + 1 : NULL;
     }
     cr_assert_eq(n_asdu, n_expected, "wireshark decoded %d asdus, we sent %d:\n%s", n_asdu,
-                 n_expected, out);
+                 n_expected, raw);
     for (int i = 0; i < n_expected; i++) {
         cr_assert_eq(decoded[i].type, expected[i].type, "asdu %d type", i);
         cr_assert_eq(decoded[i].cause, expected[i].cause, "asdu %d cause", i);
@@ -336,12 +432,14 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
         cr_assert_float_eq(x->values[i], gi[i], 1e-9);
         cr_assert_float_eq(x->values[3 + i], spont[i], 1e-9);
     }
-    /* U-frames (wireshark's utype is the control octet): STARTDT act/con 0x07/0x0B,
-       TESTFR act/con 0x43/0x83, STOPDT act/con 0x13/0x23 */
-    const int u_codes[] = {0x07, 0x0B, 0x43, 0x83, 0x13, 0x23};
-    for (size_t i = 0; i < sizeof u_codes / sizeof u_codes[0]; i++)
-        cr_assert_geq(u_seen[u_codes[i]], 1, "no U-frame 0x%02X in the capture:\n%s", u_codes[i],
-                      out);
+    /* U-frames in order; wireshark's utype is the control octet >> 2:
+       STARTDT act/con 0x07/0x0B -> 1/2, TESTFR act/con 0x43/0x83 -> 0x10/0x20,
+       STOPDT act/con 0x13/0x23 -> 4/8 */
+    const int u_expected[] = {1, 2, 0x10, 0x20, 4, 8};
+    cr_assert_eq(n_u, 6, "U-frames decoded:\n%s", raw);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(u_frames[i], u_expected[i], "U-frame %d is 0x%x:\n%s", i, u_frames[i], raw);
+    free(raw);
     free(out);
     free(err);
     free(x);

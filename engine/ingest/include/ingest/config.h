@@ -22,6 +22,7 @@ typedef struct ingest_config {
     long max_future_s;       /* samples newer than now + max_future_s are refused */
     long max_batch_samples;
     long publish_interval_ms;
+    long latest_interval_ms;  /* telemetry_latest upserted at most this often (0: every batch) */
     long dedupe_window_log2; /* recent (signal, time) window: 2^n slots per generation */
     char *clock;             /* "real", "sim:...", "step:..." */
     anm_log_level log_level;

@@ -46,5 +46,12 @@ json_t *ingest_service_status(ingest_service *s, const char *id);
  * reply, returned as a new reference in *out. ANM_OK, ANM_ETIMEOUT, ANM_ENET.
  */
 int ingest_status_query(const char *endpoint, int timeout_ms, json_t **out);
+/*
+ * The same, asking the service to start a new latency window after this
+ * report ("reset_latency": true): the latency_ms of the next report covers
+ * only the samples committed in between (how bench/ingest measures p50/p99
+ * over its measurement window).
+ */
+int ingest_status_query_window(const char *endpoint, int timeout_ms, json_t **out);
 
 #endif
