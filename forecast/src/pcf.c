@@ -207,7 +207,7 @@ typedef struct state_plan {
     double *screen_limit;          /* [n_screen_pad] (INFINITY: padding) */
     size_t n_bind;                 /* rows that can go over their limit */
     size_t *bind_row;              /* [n_bind] state row of each */
-    double *bind_coef;             /* [n_bind * dim] */
+    double *bind_coef_t;           /* [dim * n_bind] transposed: c_v of row r at v * n_bind + r */
     double *bind_limit;            /* [n_bind] */
     double *bind_sens;             /* [n_bind * n_anm] rule sensitivities (row-major) */
 } state_plan;
@@ -217,7 +217,7 @@ static void plan_free(state_plan *p)
     free(p->screen_coef);
     free(p->screen_limit);
     free(p->bind_row);
-    free(p->bind_coef);
+    free(p->bind_coef_t);
     free(p->bind_limit);
     free(p->bind_sens);
     memset(p, 0, sizeof *p);
@@ -351,15 +351,15 @@ static int plan_build(state_plan *p, const forecast_pcf_model *m, const state_ro
     p->screen_coef = calloc(p->n_screen_pad * dim + 1, sizeof *p->screen_coef);
     p->screen_limit = malloc((p->n_screen_pad + 1) * sizeof *p->screen_limit);
     p->bind_row = calloc(p->n_bind + 1, sizeof *p->bind_row);
-    p->bind_coef = calloc(p->n_bind * dim + 1, sizeof *p->bind_coef);
+    p->bind_coef_t = calloc(p->n_bind * dim + 1, sizeof *p->bind_coef_t);
     p->bind_limit = calloc(p->n_bind + 1, sizeof *p->bind_limit);
     p->bind_sens = calloc(p->n_bind * n_anm + 1, sizeof *p->bind_sens);
-    if (!p->screen_coef || !p->screen_limit || !p->bind_row || !p->bind_coef || !p->bind_limit ||
+    if (!p->screen_coef || !p->screen_limit || !p->bind_row || !p->bind_coef_t || !p->bind_limit ||
         !p->bind_sens) {
         goto done;
     }
     for (size_t k = 0; k < p->n_screen_pad; k++) {
-        p->screen_limit[k] = INFINITY; /* padding: zero coefficients, never the minimum */
+        p->screen_limit[k] = HUGE_VAL; /* padding: zero coefficients, never the minimum */
     }
     for (size_t k = 0; k < n_kept; k++) {
         memcpy(p->screen_coef + k * dim, st->coef + kept[k] * dim, dim * sizeof(double));
@@ -371,7 +371,9 @@ static int plan_build(state_plan *p, const forecast_pcf_model *m, const state_ro
             continue;
         }
         p->bind_row[nb] = r;
-        memcpy(p->bind_coef + nb * dim, st->coef + r * dim, dim * sizeof(double));
+        for (size_t v = 0; v < dim; v++) {
+            p->bind_coef_t[v * p->n_bind + nb] = st->coef[r * dim + v];
+        }
         p->bind_limit[nb] = st->limit[r];
         for (size_t a = 0; a < n_anm; a++) {
             p->bind_sens[nb * n_anm + a] = st->coef[r * dim + 2 + m->anm_der[a]];
@@ -419,7 +421,7 @@ typedef struct worker {
     double *slack;                   /* [STRIDE] each sample's least slack */
     double *cand_flow;               /* [max_rows] rule problem */
     double *avail_anm, *dispatch;    /* [n_anm] */
-    double *draw;                    /* [n_ders] one sample's available MW */
+    double *sample;                  /* [dim] one sample's inputs, contiguous */
     double *scratch;                 /* [2 * n_ders] sampler scratch */
     size_t prepared_state;           /* state the rule workspace is prepared for */
     forecast_rule_workspace *rule;
@@ -457,7 +459,7 @@ static void worker_free(worker *w)
     free(w->cand_flow);
     free(w->avail_anm);
     free(w->dispatch);
-    free(w->draw);
+    free(w->sample);
     free(w->scratch);
     forecast_rule_workspace_destroy(&w->rule);
     memset(w, 0, sizeof *w);
@@ -475,13 +477,13 @@ static int worker_init(worker *w, const forecast_pcf_model *m)
     w->cand_flow = calloc(rows, sizeof *w->cand_flow);
     w->avail_anm = calloc(n, sizeof *w->avail_anm);
     w->dispatch = calloc(n, sizeof *w->dispatch);
-    w->draw = calloc(n, sizeof *w->draw);
+    w->sample = calloc(dim, sizeof *w->sample);
     w->scratch = calloc(2 * n, sizeof *w->scratch);
     w->rule = forecast_rule_workspace_new(rows, m->n_anm + 1);
     w->prepared_state = SIZE_MAX;
     if (!w->x || (m->n_states > 1 && !w->xs) || !w->delivered || !w->state || !w->members ||
         !w->slack || !w->cand_flow || !w->avail_anm || !w->dispatch ||
-        !w->draw || !w->scratch || !w->rule) {
+        !w->sample || !w->scratch || !w->rule) {
         worker_free(w);
         return ANM_ENOMEM;
     }
@@ -494,9 +496,10 @@ static int apply_rule(run_context *ctx, worker *w, block_result *br, const state
 {
     const forecast_pcf_model *m = ctx->model;
     const size_t dim = m->dim, n_anm = m->n_anm;
-    for (size_t c = 0; c < p->n_bind; c++) {
-        w->cand_flow[c] = forecast__pcf_flow(p->bind_coef + c * dim, dim, xs + k, STRIDE);
+    for (size_t v = 1; v < dim; v++) {
+        w->sample[v] = xs[v * STRIDE + k];
     }
+    forecast__pcf_flows(p->bind_coef_t, p->n_bind, dim, w->sample, w->cand_flow);
     for (size_t a = 0; a < n_anm; a++) {
         w->avail_anm[a] = xs[(2 + m->anm_der[a]) * STRIDE + k];
     }

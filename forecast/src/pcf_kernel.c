@@ -2,12 +2,15 @@
  * pcf_kernel.c: the least slack of a block of samples over a set of
  * constraint rows (pcf_kernel.h).
  *
- * Register blocking: 4 rows x 16 samples of accumulators (8 zmm registers
- * with AVX-512, 16 ymm with AVX2), one load of 16 inputs per variable
- * shared by the 4 rows, each row's coefficient broadcast; the running
- * minimum of the 16 samples stays in registers across all rows. The
- * inner loops have fixed trip counts, so GCC unrolls and vectorises them
- * (-O3, set for this file in forecast/CMakeLists.txt).
+ * Blocking: 4 rows x 16 samples of accumulators (8 zmm registers with
+ * AVX-512, 16 ymm with AVX2), one load of 16 inputs per variable shared by
+ * the 4 rows, each row's coefficient broadcast (vbroadcastsd), then
+ * vsubpd/vminpd into the 16 samples' running minimum; no flow is stored.
+ * The inner loops have fixed trip counts, so GCC unrolls and vectorises
+ * them (-O3, set for this file in forecast/CMakeLists.txt). GCC 12 keeps
+ * part of the accumulator arrays on the stack between iterations (vmovapd
+ * to and from L1); with the pruning leaving ~6 rows a sample the kernel is
+ * ~6% of a sample's instructions, so it is left at that.
  *
  * Built as function multi-versions where GCC supports it: x86-64-v4
  * (AVX-512), AVX2 and the baseline (SSE2), picked at load time by the CPU.
@@ -34,7 +37,7 @@ void forecast__pcf_min_slack(const double *restrict coef, const double *restrict
     for (size_t i0 = 0; i0 + S <= n_samples; i0 += S) {
         double h[S];
         for (size_t i = 0; i < S; i++) {
-            h[i] = INFINITY;
+            h[i] = HUGE_VAL;
         }
         for (size_t r = 0; r + FORECAST__PCF_ROW_GROUP <= n_rows; r += FORECAST__PCF_ROW_GROUP) {
             const double *c0 = coef + r * dim;
@@ -81,6 +84,22 @@ double forecast__pcf_flow(const double *coef_row, size_t dim, const double *x, s
         acc += coef_row[v] * x[v * stride];
     }
     return acc;
+}
+
+PCF_CLONES
+void forecast__pcf_flows(const double *restrict coef_t, size_t n_rows, size_t dim,
+                         const double *restrict x, double *restrict flow)
+{
+    for (size_t r = 0; r < n_rows; r++) {
+        flow[r] = coef_t[r];
+    }
+    for (size_t v = 1; v < dim; v++) {
+        const double *c = coef_t + v * n_rows;
+        const double xv = x[v];
+        for (size_t r = 0; r < n_rows; r++) {
+            flow[r] += c[r] * xv;
+        }
+    }
 }
 
 const char *forecast__pcf_kernel_name(void)

@@ -36,6 +36,14 @@ void forecast__pcf_min_slack(const double *coef, const double *limit, size_t n_r
 /* One row's flow at one sample, summed exactly as the kernel sums it. */
 double forecast__pcf_flow(const double *coef_row, size_t dim, const double *x, size_t stride);
 
+/*
+ * The flows of n_rows rows at one sample x[0..dim) (x[0] not read), the
+ * coefficients transposed: coef_t[v * n_rows + r] = row r's c_v. Summed as
+ * the kernel sums them (same bits); vectorised over rows.
+ */
+void forecast__pcf_flows(const double *coef_t, size_t n_rows, size_t dim, const double *x,
+                         double *flow);
+
 /* The instruction set of the clone forecast__pcf_min_slack runs here. */
 const char *forecast__pcf_kernel_name(void);
 

@@ -269,8 +269,8 @@ void forecast_sampler_bounds(const forecast_sampler *s, double *demand_min, doub
         hi = dd->sd > 0.0 ? HUGE_VAL : dd->forecast;
         break;
     case FORECAST_DEMAND_EMPIRICAL:
-        lo = INFINITY;
-        hi = -INFINITY;
+        lo = HUGE_VAL;
+        hi = -HUGE_VAL;
         for (size_t k = 0; k < dd->n_values; k++) {
             lo = dd->values[k] < lo ? dd->values[k] : lo;
             hi = dd->values[k] > hi ? dd->values[k] : hi;

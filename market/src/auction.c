@@ -5,23 +5,25 @@
  * The auction is memory bound (10^6 orders are 88 MB of nodes), so every
  * step reads or writes its data once, sequentially where it can:
  *
- *   gather       one pass over the nodes: a 40-byte record per order and
- *                its raw rank, per side in gather order; a bit per visited
- *                order says its side, to replay the visit order later
+ *   gather       one pass over the nodes in list order; live orders are
+ *                numbered in that visit order (t): a 32-byte record per
+ *                order by t, and per side its raw rank and t
  *   sort         a stable LSD radix sort of 8-byte keys only
- *                (rank offset << 24 | gather index), 11-bit digits
- *   materialise  one pass in merit order: each record is read once (at
- *                random, prefetched) and written straight into its output
- *                stack entry and a 32-byte walk entry
+ *                (rank offset << 24 | t), digits of at most 11 bits
+ *   materialise  one pass per side in merit order: each record is read
+ *                once (at random, prefetched, one cache line) and written
+ *                straight into its output stack entry and a 32-byte walk
+ *                entry
  *   intersect, pro rata, walk
  *                on the walk entries, in merit order; the walk writes the
  *                trades directly into the output array (a bid's trades are
  *                dropped again if its minimum is not met)
- *   apply        the accepted volumes go back to gather order (only the
- *                accepted prefix of each stack is read), then the visit
- *                order is replayed and only accepted orders' nodes are
- *                touched, so filled nodes are released in the same order as
- *                a walk over the book would release them
+ *   note         the accepted volumes go back to their records by t (only
+ *                the walked prefix of each stack is read), marked in a bitmap
+ *   apply        the bitmap in order of t: only accepted orders' nodes are
+ *                touched, and filled nodes are released in the order a walk
+ *                over the book meets them (so the free list, and every
+ *                later order id, is what it always was)
  */
 #include "market/auction.h"
 
@@ -31,44 +33,18 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef NT_EXPERIMENT
-#include <emmintrin.h>
-static inline void put(void *dst, const void *src, size_t size)
-{
-    for (size_t k = 0; k < size / 8; k++) {
-        long long v;
-        memcpy(&v, (const char *)src + 8 * k, sizeof v);
-        _mm_stream_si64((long long *)dst + k, v);
-    }
-}
-#define PUT(dst, val) put((dst), &(val), sizeof(val))
-#define PUT_DONE() _mm_sfence()
-#else
-#define PUT(dst, val) (*(dst) = (val))
-#define PUT_DONE() ((void)0)
-#endif
-#ifdef AUCTION_PROFILE
-#include <stdio.h>
-#include <time.h>
-static double prof_now(void){struct timespec ts; clock_gettime(CLOCK_THREAD_CPUTIME_ID,&ts); return (double)ts.tv_sec*1e3+(double)ts.tv_nsec/1e6;}
-#define PROF(name) do { double t_ = prof_now(); fprintf(stderr, "%s %.1f ", name, t_ - prof_t); prof_t = t_; } while (0)
-#else
-#define PROF(name) ((void)0)
-#endif
 
 #define INDEX_BITS MARKET__SLOT_BITS
 #define INDEX_MASK MARKET__SLOT_MASK
-#define KEY_BITS (64 - INDEX_BITS)
-#define END UINT32_MAX
+#define KEY_BITS   (64 - INDEX_BITS)
+#define END        UINT32_MAX
 /* 11-bit digits: 2,048 counters and write streams per pass stay within the
  * L1 cache and the TLB; 16-bit digits (65,536 streams) measured slower */
 #define DIGIT_BITS 11
 #define MAX_PASSES ((KEY_BITS + DIGIT_BITS - 1) / DIGIT_BITS)
 /* records fetched ahead in the materialise pass, so that the cache misses
  * of its random reads overlap */
-#ifndef AHEAD
 #define AHEAD 16
-#endif
 
 enum {
     SCRATCH_RECORDS,
@@ -111,36 +87,6 @@ typedef struct fill {
     int64_t volume;
 } fill;
 
-/* Visits a product's resting orders in gather order: the levels of each
- * side from best to worst, each FIFO, then the call list (both sides in
- * arrival order). Within one side and rank that is arrival order (see
- * market_set_mode). visit may unlink and release the node it is given. */
-typedef void (*visit_fn)(market *m, market__order *o, uint32_t slot, void *context);
-
-static void visit_product(market *m, market__product *p, visit_fn visit, void *context)
-{
-    for (int side = 0; side < 2; side++) {
-        market__side *s = &p->sides[side];
-        for (size_t li = s->n_levels; li-- > 0;) {
-            for (uint32_t slot = s->levels[li].head; slot != MARKET__NIL;) {
-                market__order *o = market__node(m, slot);
-                uint32_t next = o->next;
-                visit(m, o, slot, context);
-                slot = next;
-            }
-            if (li > s->n_levels) {
-                li = s->n_levels; /* levels above li were removed: continue below */
-            }
-        }
-    }
-    for (uint32_t slot = p->call_head; slot != MARKET__NIL;) {
-        market__order *o = market__node(m, slot);
-        uint32_t next = o->next;
-        visit(m, o, slot, context);
-        slot = next;
-    }
-}
-
 /* Live orders are numbered in visit order (t); each side also lists its
  * orders' ranks and numbers, for its sort. */
 typedef struct gathering {
@@ -155,9 +101,8 @@ typedef struct gathering {
 } gathering;
 
 /* Copies a live order out (and its rank for the sort); drops an expired one. */
-static void gather_visit(market *m, market__order *o, uint32_t slot, void *context)
+static inline void gather_order(market *m, gathering *g, market__order *o, uint32_t slot)
 {
-    gathering *g = context;
     if (o->valid_until_ms <= g->now_ms) {
         market__unlink(m, o);
         market__release(m, slot);
@@ -175,13 +120,43 @@ static void gather_visit(market *m, market__order *o, uint32_t slot, void *conte
     if (need != 0) {
         g->needs[t] = need;
     }
-    g->records[t] = (record){.order_id = o->order_id,
-                                   .quantity = (uint64_t)(o->quantity - o->filled) |
-                                               (need != 0 ? HAS_NEED : 0),
-                                   .price_ticks = o->price_ticks,
-                                   .availability_ticks = o->availability_ticks,
-                                   .der = o->der,
-                                   .participant = o->participant};
+    g->records[t] =
+        (record){.order_id = o->order_id,
+                 .quantity = (uint64_t)(o->quantity - o->filled) | (need != 0 ? HAS_NEED : 0),
+                 .price_ticks = o->price_ticks,
+                 .availability_ticks = o->availability_ticks,
+                 .der = o->der,
+                 .participant = o->participant};
+}
+
+/*
+ * Gathers a product's resting orders in visit order: the levels of each
+ * side from best to worst, each FIFO, then the call list (both sides in
+ * arrival order). Within one side and rank that is arrival order (see
+ * market_set_mode), which makes the sort's ties fall in arrival order.
+ */
+static void gather_product(market *m, market__product *p, gathering *g)
+{
+    for (int side = 0; side < 2; side++) {
+        market__side *s = &p->sides[side];
+        for (size_t li = s->n_levels; li-- > 0;) {
+            for (uint32_t slot = s->levels[li].head; slot != MARKET__NIL;) {
+                market__order *o = market__node(m, slot);
+                uint32_t next = o->next;
+                gather_order(m, g, o, slot);
+                slot = next;
+            }
+            if (li > s->n_levels) {
+                li = s->n_levels; /* levels above li were removed: continue below */
+            }
+        }
+    }
+    for (uint32_t slot = p->call_head; slot != MARKET__NIL;) {
+        market__order *o = market__node(m, slot);
+        uint32_t next = o->next;
+        gather_order(m, g, o, slot);
+        slot = next;
+    }
 }
 
 /*
@@ -261,21 +236,18 @@ static void materialise(const record *records, const int64_t *needs, const uint6
         int64_t need = r->quantity & HAS_NEED ? needs[key & INDEX_MASK] : 0;
         uint64_t offset = key >> INDEX_BITS;
         int64_t rank = (int64_t)(descending ? (uint64_t)base - offset : (uint64_t)base + offset);
-        market_stack_entry e = (market_stack_entry){.order_id = r->order_id,
-                                .rank = rank,
-                                .price_ticks = r->price_ticks,
-                                .availability_ticks = r->availability_ticks,
-                                .quantity = quantity,
-                                .accepted = 0};
-        walker w = (walker){.rank = rank,
-                    .left = quantity,
-                    .need = need,
-                    .der = r->der,
-                    .participant = r->participant};
-        PUT(&stack[i], e);
-        PUT(&walk[i], w);
+        stack[i] = (market_stack_entry){.order_id = r->order_id,
+                                        .rank = rank,
+                                        .price_ticks = r->price_ticks,
+                                        .availability_ticks = r->availability_ticks,
+                                        .quantity = quantity,
+                                        .accepted = 0};
+        walk[i] = (walker){.rank = rank,
+                           .left = quantity,
+                           .need = need,
+                           .der = r->der,
+                           .participant = r->participant};
     }
-    PUT_DONE();
 }
 
 /* Unsigned 128-bit helper for v * q / total without overflow. */
@@ -416,9 +388,7 @@ static size_t bit_cursor_next(bit_cursor *c)
 }
 
 /* accepted orders whose nodes are fetched ahead in the apply pass */
-#ifndef NODES_AHEAD
 #define NODES_AHEAD 8
-#endif
 
 static void prefetch_node(const market *m, const record *records, size_t t)
 {
@@ -462,8 +432,8 @@ static int scratch_get(market *m, size_t n, scratch_set *b)
     b->walk = scratch_aligned(m, SCRATCH_WALK, (n + 1) * sizeof(walker));
     b->stacks = scratch_aligned(m, SCRATCH_STACKS, (n + 1) * sizeof(market_stack_entry));
     b->next = market__scratch_buffer(m, SCRATCH_NEXT, (n + 1) * sizeof(uint32_t));
-    int ok = b->records && b->needs && b->keys && b->count && b->bits && b->walk && b->stacks &&
-             b->next;
+    int ok =
+        b->records && b->needs && b->keys && b->count && b->bits && b->walk && b->stacks && b->next;
     return ok ? ANM_OK : ANM_ENOMEM;
 }
 
@@ -497,9 +467,6 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
     if (p == NULL) {
         return ANM_OK;
     }
-#ifdef AUCTION_PROFILE
-    double prof_t = prof_now();
-#endif
     size_t n = p->resting;
     size_t bit_words = n / 64 + 1;
     scratch_set buffers;
@@ -521,9 +488,8 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
                    .numbers = {(uint32_t *)keys_tmp, (uint32_t *)(keys_tmp + cap_sell)},
                    .lo = {INT64_MAX, INT64_MAX},
                    .hi = {INT64_MIN, INT64_MIN}};
-    visit_product(m, p, gather_visit, &g);
+    gather_product(m, p, &g);
     size_t ns = g.n[MARKET__SELL], nb = g.n[MARKET__BUY];
-    PROF("gather");
 
     uint64_t *sorted[2];
     rc = radix_sort(keys, g.numbers[MARKET__SELL], keys_tmp, ns, 0, g.lo[MARKET__SELL],
@@ -535,7 +501,6 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
     if (rc != ANM_OK) {
         goto fail;
     }
-    PROF("sort");
     rc = ANM_ENOMEM;
     walker *walk = buffers.walk;
     market_stack_entry *stacks = buffers.stacks;
@@ -544,7 +509,6 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
     walker *buys = walk, *sells = walk + nb;
     materialise(records, needs, sorted[MARKET__BUY], nb, 1, g.hi[MARKET__BUY], bids, buys);
     materialise(records, needs, sorted[MARKET__SELL], ns, 0, g.lo[MARKET__SELL], offers, sells);
-    PROF("materialise");
     res->n_bids = nb;
     res->n_offers = ns;
     res->bids = bids;
@@ -632,13 +596,9 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
             s->left -= f;
             offers[cur].accepted += f;
             want -= f;
-            log[n_log++] = (fill){.offer = cur, .prev = prev, .unlinked = s->left == 0, .volume = f};
+            log[n_log++] =
+                (fill){.offer = cur, .prev = prev, .unlinked = s->left == 0, .volume = f};
             /* pay-as-bid prices; uniform prices are set once the price is known */
-#ifdef TRADE_PREFETCH
-            if (n_trades + TRADE_PREFETCH < cap_trades) {
-                __builtin_prefetch(&trades[n_trades + TRADE_PREFETCH], 1);
-            }
-#endif
             market_trade t;
             memset(&t, 0, sizeof t); /* padding too: results compare bytewise */
             t.trade_id = m->next_trade_id + n_trades;
@@ -656,7 +616,7 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
             t.seller_price_ticks = offers[cur].price_ticks;
             t.seller_availability_ticks = offers[cur].availability_ticks;
             t.executed_ms = now_ms;
-            PUT(&trades[n_trades], t);
+            trades[n_trades] = t;
             n_trades++;
             if (s->left == 0) {
                 next[prev] = next[cur];
@@ -691,8 +651,6 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
         }
     }
 
-    PROF("walk");
-    PUT_DONE();
     /* price-setting order: the highest-ranked accepted offer (latest in merit order) */
     if (setter != SIZE_MAX) {
         res->has_price = 1;
@@ -717,14 +675,12 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
     res->trades = trades;
     res->n_trades = n_trades;
     res->accepted_volume = accepted_volume;
-    PROF("emit");
 
     /* the accepted volumes by visit number: only the walked prefix of each
      * stack is read */
     note_side(records, accepted_bits, offers, sorted[MARKET__SELL],
               setter == SIZE_MAX ? 0 : setter + 1);
     note_side(records, accepted_bits, bids, sorted[MARKET__BUY], bids_walked);
-    PROF("scatter");
     /* apply the fills to the book in visit order (so filled nodes are
      * released in the order a walk over the book would release them),
      * touching only the accepted orders' nodes, fetched a few ahead */
@@ -743,10 +699,6 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
             market__release(m, slot);
         }
     }
-    PROF("apply");
-#ifdef AUCTION_PROFILE
-    fputc(10, stderr);
-#endif
     return ANM_OK;
 
 fail_walked:

@@ -8,24 +8,28 @@
  * Everything must agree exactly: stacks, volumes, prices, every trade field,
  * the book afterwards, and which pool slots new orders get (filled and
  * expired orders are released in the order a walk over the book meets
- * them, and slots are reused last-released first).
+ * them, and slots are reused last-released first). Also a timing print of
+ * the auction of 10^5 (10^6 with ANM_MARKET_TIMING=1) orders.
  */
+#include "engine/clock.h"
 #include "engine/error.h"
 #include "market/auction.h"
 #include "market/market.h"
 
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define PERIOD_MS INT64_C(1635638400000)
-#define NOW_MS (PERIOD_MS - 4 * 3600 * 1000)
-#define ZONE 1
-#define N_TRADERS 12
-#define DSO 100
+#define PERIOD_MS  INT64_C(1635638400000)
+#define NOW_MS     (PERIOD_MS - 4 * 3600 * 1000)
+#define ZONE       1
+#define N_TRADERS  12
+#define DSO        100
 #define MAX_ORDERS 160
-#define SLOT_MASK ((UINT64_C(1) << 24) - 1)
+#define SLOT_MASK  ((UINT64_C(1) << 24) - 1)
 
 static const market_product product = {ZONE, PERIOD_MS};
 
@@ -313,7 +317,8 @@ static market_statement *statement_make(uint64_t seed, size_t n_constraints)
     cr_assert_not_null(st);
     for (uint32_t d = 1; d <= N_TRADERS; d++) {
         for (size_t c = 0; c < n_constraints; c++) {
-            market_statement_set_sensitivity(st, d, c, (double)rng_range(&rng, -200, 1000) / 1000.0);
+            market_statement_set_sensitivity(st, d, c,
+                                             (double)rng_range(&rng, -200, 1000) / 1000.0);
         }
     }
     return st;
@@ -340,7 +345,8 @@ static void scenario_make(scenario *sc, uint64_t *rng)
     market_config config = {.registry = sc->registry,
                             .gate_closure_offset_ms = 3600 * 1000,
                             .initial_mode = MARKET_MODE_CONTINUOUS,
-                            .weighting_permille = (int32_t)(rng_range(rng, 0, 2) ? 0 : rng_range(rng, 1, 2000)),
+                            .weighting_permille =
+                                (int32_t)(rng_range(rng, 0, 2) ? 0 : rng_range(rng, 1, 2000)),
                             .self_trade_allowed = sc->self_trade};
     sc->m = market_new(&config);
     cr_assert_not_null(sc->m);
@@ -369,7 +375,9 @@ static void scenario_make(scenario *sc, uint64_t *rng)
             .price_ticks = low + (int32_t)rng_range(rng, 0, width),
             .availability_ticks = (int32_t)(rng_range(rng, 0, 3) == 0 ? rng_range(rng, 0, 40) : 0),
             .quantity = q,
-            .min_quantity = kind == 0 ? q : kind == 1 ? rng_range(rng, 1, q) : 0,
+            .min_quantity = kind == 0   ? q
+                            : kind == 1 ? rng_range(rng, 1, q)
+                                        : 0,
             .valid_until_ms = rng_range(rng, 0, 9) == 0 ? NOW_MS + 1 : INT64_MAX};
         market_result r;
         cr_assert_eq(market_submit(sc->m, NOW_MS, &spec, &r), ANM_OK);
@@ -616,4 +624,89 @@ Test(auction_reference, reserve_keeps_results_identical)
         scenario_free(&b);
     }
     cr_assert_eq(market_auction_reserve(NULL, 10, 10), ANM_EINVAL);
+}
+
+/* ---- timing print (not an assertion) ------------------------------------ */
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * The auction as a service meets it: three products of n orders each
+ * (prices 0-5,000 GBP/MWh, ~n/2 trades); the first auction on the fresh
+ * market, then one with the scratch reused, then, on a second market, the
+ * first auction after market_auction_reserve. Wall and thread CPU time (on
+ * a shared machine the CPU time is the steadier figure).
+ */
+static void time_auctions(size_t n)
+{
+    for (int reserved = 0; reserved < 2; reserved++) {
+        market_registry *registry = market_registry_new();
+        cr_assert_not_null(registry);
+        market_registry_add_zone(registry, ZONE, (market_zone_info){0, 500000});
+        for (uint32_t p = 1; p <= N_TRADERS; p++) {
+            market_registry_add_participant(registry, p, MARKET_PARTICIPANT_TRADER);
+            market_registry_add_der(registry, p, (market_der_info){ZONE, 1000000, 1000000});
+            market_registry_allow(registry, p, p);
+        }
+        market_config config = {.registry = registry,
+                                .gate_closure_offset_ms = 3600 * 1000,
+                                .initial_mode = MARKET_MODE_CALL};
+        market *m = market_new(&config);
+        cr_assert_not_null(m);
+        uint64_t rng = 5;
+        double headroom[1] = {1e9};
+        int rounds = reserved ? 1 : 2;
+        for (int j = 0; j < rounds; j++) {
+            market_product pr = {ZONE, PERIOD_MS + j * 1800 * 1000};
+            market_set_statement(m, pr, market_statement_new(1, headroom, NULL));
+            for (size_t k = 0; k < n; k++) {
+                uint32_t p = (uint32_t)rng_range(&rng, 1, N_TRADERS);
+                market_order_spec s = {.client_order_id = (uint64_t)j * n + k + 1,
+                                       .participant = p,
+                                       .der = p,
+                                       .product = pr,
+                                       .side = (k & 1) ? MARKET_OFFER : MARKET_BID,
+                                       .price_ticks = (int32_t)rng_range(&rng, 0, 500000),
+                                       .quantity = rng_range(&rng, 100, 5000),
+                                       .valid_until_ms = INT64_MAX};
+                market_result r;
+                market_submit(m, NOW_MS, &s, &r);
+            }
+        }
+        if (reserved) {
+            cr_assert_eq(market_auction_reserve(m, n, n), ANM_OK);
+        }
+        for (int j = 0; j < rounds; j++) {
+            market_product pr = {ZONE, PERIOD_MS + j * 1800 * 1000};
+            market_auction_config ac = {.pricing = MARKET_PAY_AS_BID};
+            market_auction_result res;
+            int64_t t0 = anm_monotonic_ns();
+            double c0 = cpu_ms();
+            cr_assert_eq(market_auction_run(m, NOW_MS, pr, &ac, &res), ANM_OK);
+            double cpu = cpu_ms() - c0;
+            double wall = (double)(anm_monotonic_ns() - t0) / 1e6;
+            printf("auction timing: n=%zu %s wall %.1f ms cpu %.1f ms (%zu trades)\n", n,
+                   reserved ? "first after reserve"
+                   : j == 0 ? "first (cold)"
+                            : "scratch reused",
+                   wall, cpu, res.n_trades);
+        }
+        fflush(stdout);
+        market_destroy(&m);
+        market_registry_destroy(&registry);
+    }
+}
+
+Test(auction_reference, timing_print)
+{
+    time_auctions(100000);
+    const char *big = getenv("ANM_MARKET_TIMING");
+    if (big != NULL && strcmp(big, "1") == 0) {
+        time_auctions(1000000);
+    }
 }
