@@ -95,17 +95,30 @@ def run(model, inputs, n, rng):
         headroom[c0:c0 + CHUNK] = (limit - flows).min(axis=1)
         violated = (flows > limit + 1e-9).any(axis=1)
         idx = np.nonzero(violated)[0]
-        f = flows[idx]
-        for j in order:                         # LIFO: last connected first
-            excess = f - limit
-            sens = coef[:, 2 + j]
-            rel = sens > thr
-            if not rel.any():
-                continue
-            need = np.where(excess[:, rel] > 1e-9, excess[:, rel] / sens[rel], 0.0).max(axis=1)
-            cut = np.minimum(np.maximum(need, 0.0), xc[idx, 2 + j])
-            curtail[c0 + idx, j] = cut
-            f = f - cut[:, None] * sens[None, :]
+        # LIFO on the rows over their limit in some sample of the chunk; if the
+        # curtailment pushes another row over (negative sensitivities), add it
+        # and start again, so the result is LIFO on every row
+        rows = (flows[idx] > limit + 1e-9).any(axis=0)
+        while True:
+            f = flows[idx][:, rows]
+            lim = limit[rows]
+            cut_all = np.zeros((len(idx), nd))
+            for j in order:                     # LIFO: last connected first
+                sens = coef[rows, 2 + j]
+                rel = sens > thr
+                if not rel.any():
+                    continue
+                excess = f[:, rel] - lim[rel]
+                need = np.where(excess > 1e-9, excess / sens[rel], 0.0).max(axis=1)
+                cut = np.minimum(np.maximum(need, 0.0), xc[idx, 2 + j])
+                cut_all[:, j] = cut
+                f = f - cut[:, None] * sens[None, :]
+            after = flows[idx] - cut_all @ coef[:, 2:].T
+            grown = rows | (after > limit + 1e-9).any(axis=0)
+            if (grown == rows).all():
+                break
+            rows = grown
+        curtail[c0 + idx] = cut_all
     delivered = avail - curtail
     stats = {
         "pcf": (curtail > 1e-9).mean(axis=0),
