@@ -1,4 +1,4 @@
-/* main.c: anm-market: serve, replay a journal, or benchmark. */
+/* main.c: anm-market: serve, replay a journal, a participant client, or benchmark. */
 #include "market/service.h"
 
 #include "engine/cli.h"
@@ -9,6 +9,7 @@
 #include <string.h>
 
 int market_tool_bench(int argc, char **argv);
+int market_tool_client(int argc, char **argv);
 
 static void usage(FILE *out)
 {
@@ -23,6 +24,9 @@ static void usage(FILE *out)
             "           [--auto-auction on|off] [--auction-pricing pay_as_bid|uniform]\n"
             "           [--auction-check-ms N] [--db CONNINFO] [--log-level LEVEL]\n"
             "       anm-market replay JOURNAL\n"
+            "       anm-market client --endpoint ENDPOINT --keys DIR --participant NAME\n"
+            "           --server-key FILE [--requests FILE.jsonl | -] [--timeout-ms N]\n"
+            "           [--format json|table] [--labels FILE]\n"
             "       anm-market bench ...   (see bench/market)\n");
 }
 
@@ -129,6 +133,8 @@ int main(int argc, char **argv)
         return anm_cli_version("anm-market");
     if (strcmp(argv[1], "serve") == 0)
         return serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "client") == 0)
+        return market_tool_client(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return market_tool_bench(argc - 1, argv + 1);
     if (strcmp(argv[1], "replay") == 0) {
