@@ -917,6 +917,12 @@ double market_used_mw(const market *m, market_product product, size_t c)
     return p != NULL && c < MARKET_MAX_CONSTRAINTS ? p->used_mw[c] : 0.0;
 }
 
+const market_statement *market_get_statement(const market *m, market_product product)
+{
+    market__product *p = market__product_get((market *)(uintptr_t)m, product, 0);
+    return p != NULL ? p->statement : NULL;
+}
+
 int market_set_mode(market *m, market_product product, market_mode mode)
 {
     if (m == NULL || (mode != MARKET_MODE_CALL && mode != MARKET_MODE_CONTINUOUS)) {

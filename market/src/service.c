@@ -1063,14 +1063,20 @@ static json_t *auction_json(const service *s, const market_auction_result *a)
                               t->volume / 1000.0, "buyer_price", t->buyer_price_ticks / 100.0,
                               "seller_price", t->seller_price_ticks / 100.0));
     }
-    return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:f, s:f, s:b, s:f, s:i, s:o}", "v", 1,
+    const market_statement *statement = market_get_statement(s->c.m, a->product);
+    const char *limiting_name = NULL;
+    if (statement != NULL && a->limiting_constraint >= 0 &&
+        (size_t)a->limiting_constraint < market_statement_constraints(statement))
+        limiting_name = market_statement_constraint_name(statement, (size_t)a->limiting_constraint);
+    return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:f, s:f, s:b, s:f, s:i, s:s?, s:o}", "v", 1,
                      "kind", "auction.result", "zone", s->c.dir.zones[a->product.zone - 1].id,
                      "period_start", start, "bids", stack_json(a->bids, a->n_bids), "offers",
                      stack_json(a->offers, a->n_offers), "unconstrained_mw",
                      a->unconstrained_volume / 1000.0, "accepted_mw", a->accepted_volume / 1000.0,
                      "has_price", a->has_price, "clearing_price",
                      a->has_price ? a->clearing_price_ticks / 100.0 : 0.0, "limiting_constraint",
-                     a->limiting_constraint, "trades", trades);
+                     a->limiting_constraint, "limiting_constraint_name", limiting_name, "trades",
+                     trades);
 }
 
 static void publish(service *s, const char *topic, json_t *body)

@@ -159,7 +159,11 @@ static void print_auction(const client *c, const json_t *r)
     else
         printf(", no clearing price (nothing traded)\n");
     json_int_t limiting = json_integer_value(json_object_get(r, "limiting_constraint"));
-    if (limiting >= 0)
+    const char *limiting_name = json_string_value(json_object_get(r, "limiting_constraint_name"));
+    if (limiting >= 0 && limiting_name != NULL)
+        printf("feasibility: constraint %s of the statement cut or refused a pair\n",
+               limiting_name);
+    else if (limiting >= 0)
         printf("feasibility: constraint %" JSON_INTEGER_FORMAT
                " of the statement cut or refused a pair\n",
                limiting);

@@ -97,6 +97,9 @@ int market_order_get(const market *m, uint64_t order_id, market_order_view *out)
  * statement already includes accepted trades). Without one no trade is made. */
 int market_set_statement(market *m, market_product product, market_statement *statement);
 
+/* The statement of a product (borrowed, valid until it is replaced), or NULL. */
+const market_statement *market_get_statement(const market *m, market_product product);
+
 /* Accumulated flow effect used_c (MW) of trades on product since its statement; 0 if none. */
 double market_used_mw(const market *m, market_product product, size_t c);
 
