@@ -75,8 +75,9 @@ int market_keys_load(const char *dir, market_key **keys, size_t *n_keys, anm_err
             *keys = grown;
         }
         market_key *k = &(*keys)[(*n_keys)++];
-        snprintf(k->participant, sizeof k->participant, "%s", p);
-        snprintf(k->public_z85, sizeof k->public_z85, "%s", key);
+        /* both lengths were checked above */
+        memcpy(k->participant, p, strlen(p) + 1);
+        memcpy(k->public_z85, key, strlen(key) + 1);
     }
     fclose(f);
     if (rc != ANM_OK) {
