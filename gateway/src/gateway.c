@@ -223,6 +223,32 @@ static const anm_config_entry wa_entries[] = {
     ANM_CONFIG_END};
 static const anm_config_table wa_table = {wa_entries, sizeof(gateway_wa_settings), NULL};
 
+#define DC(m, t) ANM_CONFIG_OFFSET(gateway_dc_settings, m, t)
+#define DC_STR(n, d, h)                                                                            \
+    {.name = #n, .type = ANM_CONFIG_STRING, .offset = DC(n, char *), .default_string = d,          \
+     .max_length = 2048, .help = h}
+static const anm_config_entry dc_entries[] = {
+    {.name = "enabled", .type = ANM_CONFIG_BOOL, .offset = DC(enabled, bool),
+     .default_bool = false, .help = "upload redeclaration and perfmon files to the Data Concentrator"},
+    DC_STR(base_url, "", "https://host:port of the Data Concentrator (required)"),
+    DC_STR(path, "", "upload path (empty: /ihost/deviceapi/files)"),
+    DC_STR(username, "", "Basic auth username"),
+    DC_STR(password_file, "", "file whose first line is the password"),
+    DC_STR(ca_file, "", "CA for the server's certificate (empty: system store)"),
+    DC_STR(spool_dir, "", "durable spool directory (required)"),
+    DC_STR(unit, "", "unit id in file names (empty: each DER's unit from the pro-forma)"),
+    {.name = "perfmon_interval_s", .type = ANM_CONFIG_INT, .offset = DC(perfmon_interval_s, long),
+     .int_min = 0, .int_max = 86400, .default_int = 60,
+     .help = "one 1 Hz perfmon file per unit per interval (0: none)"},
+    {.name = "min_interval_ms", .type = ANM_CONFIG_INT, .offset = DC(min_interval_ms, long),
+     .int_min = 0, .int_max = 3600000, .default_int = 30000, .help = "between uploads"},
+    {.name = "retry_after_ms", .type = ANM_CONFIG_INT, .offset = DC(retry_after_ms, long),
+     .int_min = 0, .int_max = 3600000, .default_int = 60000, .help = "after a failed upload"},
+    {.name = "timeout_ms", .type = ANM_CONFIG_INT, .offset = DC(timeout_ms, long),
+     .int_min = 100, .int_max = 600000, .default_int = 30000, .help = "per upload"},
+    ANM_CONFIG_END};
+static const anm_config_table dc_table = {dc_entries, sizeof(gateway_dc_settings), NULL};
+
 #define CFG(m, t) ANM_CONFIG_OFFSET(gateway_config, m, t)
 static const anm_config_entry entries[] = {
     {.name = "proforma_file", .type = ANM_CONFIG_STRING, .offset = CFG(proforma_file, char *),
@@ -270,6 +296,9 @@ static const anm_config_entry entries[] = {
     {.name = "wider_access", .type = ANM_CONFIG_SECTION,
      .offset = CFG(wider_access, gateway_wa_settings), .section = &wa_table,
      .help = "Wider Access API client and endpoint"},
+    {.name = "data_concentrator", .type = ANM_CONFIG_SECTION,
+     .offset = CFG(data_concentrator, gateway_dc_settings), .section = &dc_table,
+     .help = "Data Concentrator HTTPS file uploads"},
     ANM_CONFIG_END};
 static const anm_config_table table = {entries, sizeof(gateway_config), NULL};
 
@@ -298,7 +327,9 @@ int gateway_config_load(const char *path, gateway_config *out, anm_error_detail 
     char **files[] = {&m->ca_file, &m->cert_file, &m->key_file, &m->password_file,
                       &m->spool_dir, &w->signing_key_file, &w->signing_cert_file,
                       &w->neso_cert_file, &w->ca_file, &w->client_cert_file,
-                      &w->client_key_file, &w->tls_key_file, &w->tls_cert_file};
+                      &w->client_key_file, &w->tls_key_file, &w->tls_cert_file,
+                      &out->data_concentrator.password_file, &out->data_concentrator.ca_file,
+                      &out->data_concentrator.spool_dir};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if (resolve(files[i], path) != ANM_OK) {
             gateway_config_free(out);

@@ -8,12 +8,13 @@
 
 #include "engine/clock.h"
 #include "engine/log.h"
-#include "gateway/spool.h"
+#include "gateway/spool_log.h"
 #include "mqtt_client.h"
 
 #define COMPONENT "mqtt_out"
 #define TOPIC_MAX 1024
 #define PAYLOAD_MAX 8192
+#define GROUP_COMMIT_MAX 1000 /* records appended before publish forces a sync */
 
 typedef struct inflight {
     uint64_t seq;
@@ -23,7 +24,7 @@ typedef struct inflight {
 struct gateway_mqtt_out {
     gateway__mqtt_client client;
     char *topic_template, *payload_template;
-    gateway_spool *spool;
+    gateway_spool_log *spool;
     int max_inflight;
     inflight *inflight;
     int n_inflight;
@@ -151,50 +152,58 @@ int gateway_mqtt_render(const char *topic_template, const char *payload_template
 
 /* ---- publisher ------------------------------------------------------------ */
 
+/* Group commit: one fdatasync for everything spooled since the last one, then publish. */
 static void pump(gateway_mqtt_out *out)
 {
-    while (out->client.state == GATEWAY_MQTT_CONNECTED && out->n_inflight < out->max_inflight &&
-           (size_t)out->n_inflight < gateway_spool_count(out->spool)) {
-        gateway_spool_entry entry;
-        gateway_spool_at(out->spool, (size_t)out->n_inflight, &entry);
+    if (gateway_spool_log_sync(out->spool) != ANM_OK)
+        return; /* nothing unsynced is published: a PUBACK must not precede durability */
+    while (out->client.state == GATEWAY_MQTT_CONNECTED && out->n_inflight < out->max_inflight) {
         char *data = NULL;
         size_t size = 0;
-        if (gateway_spool_read(out->spool, entry.seq, &data, &size) != ANM_OK) {
-            anm_log_error(COMPONENT, "could not read spooled message %llu",
-                          (unsigned long long)entry.seq);
+        uint64_t seq = 0;
+        int rc = gateway_spool_log_next(out->spool, &data, &size, &seq);
+        if (rc == ANM_ENOTFOUND)
+            break;
+        if (rc != ANM_OK) {
+            anm_log_error(COMPONENT, "could not read the spool: %s", anm_strerror(rc));
             return;
         }
         char *newline = memchr(data, '\n', size);
         if (newline == NULL) {
-            anm_log_error(COMPONENT, "spooled message %llu is malformed; parked",
-                          (unsigned long long)entry.seq);
+            anm_log_error(COMPONENT, "spooled message %llu is malformed; skipped",
+                          (unsigned long long)seq);
             free(data);
-            gateway_spool_park(out->spool, entry.seq);
+            (void)gateway_spool_log_ack(out->spool, seq);
             continue;
         }
         *newline = '\0';
         const char *payload = newline + 1;
         int mid = 0;
-        int rc = mosquitto_publish(out->client.mosq, &mid, data, (int)(size - (size_t)(payload - data)),
-                                   payload, 1, false);
+        rc = mosquitto_publish(out->client.mosq, &mid, data, (int)(size - (size_t)(payload - data)),
+                               payload, 1, false);
         free(data);
         if (rc != MOSQ_ERR_SUCCESS) {
-            anm_log_warn(COMPONENT, "could not publish message %llu: %s",
-                         (unsigned long long)entry.seq, mosquitto_strerror(rc));
+            anm_log_warn(COMPONENT, "could not publish message %llu: %s", (unsigned long long)seq,
+                         mosquitto_strerror(rc));
+            gateway_spool_log_rewind(out->spool); /* sent again, in order, after reconnection */
+            out->n_inflight = 0;
             return;
         }
-        out->inflight[out->n_inflight].seq = entry.seq;
+        out->inflight[out->n_inflight].seq = seq;
         out->inflight[out->n_inflight].mid = mid;
         out->n_inflight++;
     }
+    if (gateway_spool_log_commit(out->spool) != ANM_OK)
+        anm_log_error(COMPONENT, "could not record acknowledged messages in the spool");
 }
 
 static void on_connected(void *owner)
 {
     gateway_mqtt_out *out = owner;
     anm_log_info(COMPONENT, "connected to mqtt broker \"%s:%d\" (%zu messages spooled)",
-                 out->client.host, out->client.port, gateway_spool_count(out->spool));
+                 out->client.host, out->client.port, gateway_spool_log_pending(out->spool));
     out->n_inflight = 0;
+    gateway_spool_log_rewind(out->spool);
     pump(out);
 }
 
@@ -202,6 +211,7 @@ static void on_lost(void *owner)
 {
     gateway_mqtt_out *out = owner;
     out->n_inflight = 0; /* everything unacknowledged goes again, in order */
+    gateway_spool_log_rewind(out->spool);
 }
 
 static void on_publish(void *owner, int mid)
@@ -210,9 +220,8 @@ static void on_publish(void *owner, int mid)
     for (int i = 0; i < out->n_inflight; i++) {
         if (out->inflight[i].mid != mid)
             continue;
-        if (gateway_spool_remove(out->spool, out->inflight[i].seq) != ANM_OK)
-            anm_log_error(COMPONENT, "could not remove acknowledged message %llu from the spool",
-                          (unsigned long long)out->inflight[i].seq);
+        /* dropped from the spool (watermark) at the next commit, in pump */
+        (void)gateway_spool_log_ack(out->spool, out->inflight[i].seq);
         memmove(&out->inflight[i], &out->inflight[i + 1],
                 (size_t)(out->n_inflight - i - 1) * sizeof *out->inflight);
         out->n_inflight--;
@@ -258,7 +267,7 @@ int gateway_mqtt_out_new(const gateway_mqtt_out_config *config, gateway_mqtt_out
             goto fail;
         }
     }
-    if ((rc = gateway_spool_open(config->spool_dir, &o->spool, detail)) != ANM_OK)
+    if ((rc = gateway_spool_log_open(config->spool_dir, 0, &o->spool, detail)) != ANM_OK)
         goto fail;
     o->client.owner = o;
     o->client.on_connected = on_connected;
@@ -277,7 +286,7 @@ void gateway_mqtt_out_destroy(gateway_mqtt_out **out)
         return;
     gateway_mqtt_out *o = *out;
     gateway__mqtt_client_fini(&o->client);
-    gateway_spool_close(&o->spool);
+    gateway_spool_log_close(&o->spool);
     free(o->topic_template);
     free(o->payload_template);
     free(o->inflight);
@@ -297,15 +306,26 @@ int gateway_mqtt_out_publish(gateway_mqtt_out *out, const gateway_mqtt_sample *s
     memcpy(record, topic, topic_len);
     record[topic_len] = '\n';
     memcpy(record + topic_len + 1, payload, payload_len);
-    rc = gateway_spool_put(out->spool, "msg", record, topic_len + 1 + payload_len, NULL);
+    rc = gateway_spool_log_append(out->spool, record, topic_len + 1 + payload_len, NULL);
     if (rc != ANM_OK)
         return rc;
-    pump(out);
+    /* published at the next run or flush, after one fdatasync for the whole batch */
+    if (gateway_spool_log_unsynced(out->spool) >= GROUP_COMMIT_MAX)
+        pump(out);
     return ANM_OK;
+}
+
+int gateway_mqtt_out_flush(gateway_mqtt_out *out)
+{
+    int rc = gateway_spool_log_sync(out->spool);
+    if (rc == ANM_OK)
+        pump(out);
+    return rc;
 }
 
 int gateway_mqtt_out_run(gateway_mqtt_out *out, int timeout_ms)
 {
+    pump(out);
     int rc = gateway__mqtt_client_run(&out->client, COMPONENT, timeout_ms);
     pump(out);
     return rc;
@@ -323,7 +343,7 @@ const char *gateway_mqtt_out_last_error(const gateway_mqtt_out *out)
 
 size_t gateway_mqtt_out_pending(const gateway_mqtt_out *out)
 {
-    return gateway_spool_count(out->spool);
+    return gateway_spool_log_pending(out->spool);
 }
 
 uint64_t gateway_mqtt_out_acked(const gateway_mqtt_out *out)

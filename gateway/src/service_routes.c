@@ -1,5 +1,6 @@
 /* service_routes.c: MQTT and Wider Access routes of the service (see service_routes.h). */
 #include "service_routes.h"
+#include "service_dc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -483,6 +484,7 @@ struct gateway__routes {
     const gateway_proforma *proforma;
     mqtt_route *mqtt;
     wa_client_route *wa_client;
+    gateway__dc_route *dc;
     /* Wider Access endpoint */
     gateway_jws_signer *server_signer;
     gateway_jws_verifier *server_verifier;
@@ -584,6 +586,7 @@ void gateway__routes_destroy(gateway__routes **rp)
     gateway_jws_verifier_destroy(&r->server_verifier);
     wa_client_route_destroy(&r->wa_client);
     mqtt_route_destroy(&r->mqtt);
+    gateway__dc_route_destroy(&r->dc);
     free(r);
     *rp = NULL;
 }
@@ -611,6 +614,8 @@ int gateway__routes_new(const gateway_config *cfg, anm_bus *bus, const gateway_p
     }
     if (rc == ANM_OK && cfg->wider_access.server_enabled)
         rc = start_wa_server(r, bus, clock, detail);
+    if (rc == ANM_OK && cfg->data_concentrator.enabled)
+        rc = gateway__dc_route_new(&cfg->data_concentrator, proforma, &r->dc, detail);
     if (rc != ANM_OK) {
         gateway__routes_destroy(&r);
         return rc;
@@ -630,7 +635,10 @@ static const char *unit_of(const gateway__routes *r, const gateway_proforma_poin
 
 void gateway__routes_values(gateway__routes *r, const gateway_export_value *values, size_t n)
 {
-    if (r == NULL || r->mqtt == NULL)
+    if (r == NULL)
+        return;
+    gateway__dc_route_values(r->dc, values, n);
+    if (r->mqtt == NULL)
         return;
     for (size_t i = 0; i < n; i++) {
         const gateway_export_value *v = &values[i];
@@ -653,7 +661,10 @@ void gateway__routes_values(gateway__routes *r, const gateway_export_value *valu
 void gateway__routes_redeclarations(gateway__routes *r, const gateway_redeclaration *events,
                                     size_t n)
 {
-    if (r == NULL || r->wa_client == NULL)
+    if (r == NULL)
+        return;
+    gateway__dc_route_redeclarations(r->dc, events, n);
+    if (r->wa_client == NULL)
         return;
     for (size_t i = 0; i < n; i++) {
         const gateway_redeclaration *ev = &events[i];
@@ -701,6 +712,11 @@ void gateway__routes_status(gateway__routes *r, json_t *routes)
             o, "backlog",
             json_integer(json_integer_value(json_object_get(o, "backlog")) + (json_int_t)queued));
         json_object_set_new(routes, "mqtt", o);
+    }
+    if (r->dc != NULL) {
+        json_t *o = gateway__dc_route_status(r->dc);
+        if (o != NULL)
+            json_object_set_new(routes, "data_concentrator", o);
     }
     if (r->wa_client != NULL)
         json_object_set_new(routes, "wider_access_client",

@@ -242,8 +242,10 @@ static void *mqtt_thread(void *arg)
             uint64_t due = (uint64_t)((double)(t - t0) / 1e9 * (double)o->signals);
             next_slice = t + 10000000;
             size_t n = due > m->offered ? (size_t)(due - m->offered) : 0;
-            if (n > 50)
-                n = 50; /* stay responsive; what is not yet offered still counts as due */
+            if (n > 1000)
+                n = 1000; /* stay responsive; what is not yet offered still counts as due
+                             (a loop turn costs one group-commit fdatasync, so the cap per
+                             turn must exceed signals x the fsync time) */
             for (size_t i = 0; i < n && count < cap; i++) {
                 /* measured when it was due, not when the publisher got to it */
                 int64_t utc = wall0 + (int64_t)((double)m->offered * 1000.0 / (double)o->signals);

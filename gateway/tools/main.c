@@ -5,6 +5,7 @@
  *   anm-gateway --status [--config FILE] [--endpoint E]
  *   anm-gateway commission --config FILE --pattern fixed|step|ramp --report FILE
  *                [--wait-s N] [--interval-ms N]
+ *   anm-gateway client --host H --port P [--gi] [--duration S] [--common-address CA]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "engine/cli.h"
 #include "engine/log.h"
 #include "bench.h"
+#include "client.h"
 #include "gateway/gateway.h"
 
 #define PROG "anm-gateway"
@@ -25,6 +27,7 @@ static void usage(FILE *out)
             "       anm-gateway commission --config FILE --pattern fixed|step|ramp --report FILE\n"
             "       anm-gateway bench [--quick] [--mqtt-port N --mqtt-ca FILE ...] (bench/gateway)\n"
             "                   [--wait-s N] [--interval-ms N]\n"
+            "       anm-gateway client --host H --port P [--gi] [--duration S] [--common-address CA]\n"
             "       anm-gateway --help | --version\n\n"
             "Exports availability, PCF, state and metered MW per DER to NESO over IEC 104\n"
             "(outstation) as the pro-forma maps them, and hands field IEC 104 telemetry to\n"
@@ -184,6 +187,8 @@ int main(int argc, char **argv)
     int status = 0;
     if (argc >= 2 && strcmp(argv[1], "bench") == 0)
         return gateway_bench_main(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "client") == 0)
+        return gateway_client_main(argc - 2, argv + 2);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **target = NULL;

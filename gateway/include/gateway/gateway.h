@@ -125,6 +125,27 @@ typedef struct gateway_wa_settings {
     char *publish_endpoint;   /* PUB for wa.instruction / wa.normalisation */
 } gateway_wa_settings;
 
+/*
+ * Data Concentrator route (section "data_concentrator"; dc_csv.h,
+ * dc_upload.h): redeclaration CSV files from the service's redeclaration
+ * events and 1 Hz performance-monitoring files from the metered values,
+ * spooled and uploaded with the uploader's pacing by a worker thread.
+ */
+typedef struct gateway_dc_settings {
+    bool enabled;
+    char *base_url;          /* https://host:port (required when enabled) */
+    char *path;              /* "": /ihost/deviceapi/files */
+    char *username;
+    char *password_file;     /* first line, at least 56 characters; never logged */
+    char *ca_file;           /* "": the system trust store */
+    char *spool_dir;         /* required when enabled */
+    char *unit;              /* "": each DER's unit from the pro-forma */
+    long perfmon_interval_s; /* one 1 Hz file per interval per unit; 0: no perfmon files */
+    long min_interval_ms;    /* between uploads (30000) */
+    long retry_after_ms;     /* after a failure (60000) */
+    long timeout_ms;         /* per upload (30000) */
+} gateway_dc_settings;
+
 typedef struct gateway_config {
     char *proforma_file; /* relative to the config file */
     char *clock;
@@ -142,6 +163,7 @@ typedef struct gateway_config {
     anm_config_array field;      /* gateway_field_settings */
     gateway_mqtt_settings mqtt;
     gateway_wa_settings wider_access;
+    gateway_dc_settings data_concentrator;
     /* set by gateway_config_load: */
     char *config_path;
 } gateway_config;

@@ -2,10 +2,11 @@
  * mqtt_out.h: the MQTT-over-TLS publisher to NESO's broker (libmosquitto),
  * and the connection settings shared with the subscriber (mqtt_in.h).
  *
- * Every sample is rendered through the topic and payload templates, written
- * to a durable spool (spool.h) and then published with QoS 1. A spooled
- * message is deleted only when its PUBACK arrives (on_publish with its
- * mid). While the broker is unreachable samples accumulate on disk; on
+ * Every sample is rendered through the topic and payload templates, appended
+ * to a durable record log (spool_log.h, group commit: one fdatasync per
+ * batch) and then published with QoS 1. A spooled message is dropped only
+ * when its PUBACK arrives (on_publish with its mid) and the acknowledged
+ * watermark is committed. While the broker is unreachable samples accumulate on disk; on
  * reconnection they are published oldest first, at most max_inflight
  * unacknowledged at a time, so the broker receives them in order. Each
  * connection uses a fresh libmosquitto client (clean session), so nothing
@@ -104,11 +105,17 @@ int gateway_mqtt_out_new(const gateway_mqtt_out_config *config, gateway_mqtt_out
 void gateway_mqtt_out_destroy(gateway_mqtt_out **out);
 
 /*
- * Renders and spools a sample (durable on return), then publishes it at
- * once if connected and the in-flight window allows. ANM_OK, ANM_EINVAL or
+ * Renders and appends a sample to the spool log (spool_log.h): written with
+ * one write(2) on return, so it survives kill -9. It becomes durable against
+ * power loss and is published at the next run or flush, which syncs every
+ * sample appended since the last one with a single fdatasync (group commit;
+ * a publish forces one after 1000 unsynced samples). ANM_OK, ANM_EINVAL or
  * ANM_ERANGE (as gateway_mqtt_render), ANM_EIO.
  */
 int gateway_mqtt_out_publish(gateway_mqtt_out *out, const gateway_mqtt_sample *sample);
+
+/* Syncs the spool now and publishes what the in-flight window allows. ANM_OK or ANM_EIO. */
+int gateway_mqtt_out_flush(gateway_mqtt_out *out);
 
 /*
  * Drives the connection for up to timeout_ms: connects when due (with

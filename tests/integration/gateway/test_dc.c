@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "engine/clock.h"
 #include "gateway/dc_csv.h"
 #include "gateway/dc_upload.h"
+#include "gateway/gateway.h"
 #include "gateway/spool.h"
 #include "testlib.h"
 #include "tls_fixture.h"
@@ -498,4 +500,143 @@ Test(dc, kill_9_mid_backlog_loses_nothing_and_duplicates_at_most_the_file_in_fli
     }
     for (int f = 0; f < FILES; f++)
         cr_expect_geq(seen[f], 1, "file %d lost", f);
+}
+
+/* ---- the service's data_concentrator route, end to end --------------------------------- */
+
+static json_t *statement_for(int64_t now, double p90, int version)
+{
+    int64_t start = now - now % 1800000;
+    char a[32], b[32];
+    anm_time_format_utc(start, a, sizeof a);
+    anm_time_format_utc(start + 1800000, b, sizeof b);
+    return json_pack("{s:s,s:i,s:s,s:[{s:i,s:s,s:s,s:[{s:s,s:{s:f},s:{s:f,s:f,s:f}}]}]}", "id",
+                     "s-dc", "version", version, "zone", "feeder33", "periods", "period", 1,
+                     "utc_start", a, "utc_end", b, "ders", "der", "wind18", "pcf", "value", 0.2,
+                     "curtailment_mw", "p50", 0.0, "p90", p90, "p99", 5.0);
+}
+
+/* The name of the first stored file containing marker ("" if none yet). */
+static void find_stored(const char *marker, char *name, size_t size)
+{
+    name[0] = '\0';
+    DIR *d = opendir(store_dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strstr(de->d_name, marker) != NULL) {
+            snprintf(name, size, "%s", de->d_name);
+            break;
+        }
+    }
+    closedir(d);
+}
+
+Test(dc, service_route_uploads_redeclaration_and_perfmon_files_the_emulator_accepts)
+{
+    start_emulator(NULL, NULL);
+    char pf_path[700], cfg_path[700], cfg_text[4096], service_spool[700];
+    snprintf(pf_path, sizeof pf_path, "%s/pf.json", work);
+    snprintf(cfg_path, sizeof cfg_path, "%s/gw.json", work);
+    snprintf(service_spool, sizeof service_spool, "%s/service-spool", work);
+    cr_assert_eq(anm_test_write_file(
+                     pf_path,
+                     "{\"ders\":[{\"id\":\"wind18\",\"zone\":\"feeder33\",\"unit\":\"E_WIND-18\","
+                     "\"capacity_mw\":8,\"metered_signal_id\":44}],\"points\":["
+                     "{\"der\":\"wind18\",\"quantity\":\"metered_mw\",\"dc_column\":\"active_power_mw\","
+                     "\"min\":-1,\"max\":8.4},"
+                     "{\"der\":\"wind18\",\"quantity\":\"availability_mw\",\"iec104\":{\"ioa\":1002},"
+                     "\"min\":0,\"max\":8}]}"),
+                 0);
+    snprintf(cfg_text, sizeof cfg_text,
+             "{\"proforma_file\":\"pf.json\",\"status_endpoint\":\"@tcp://127.0.0.1:*\","
+             "\"iec104\":{\"enabled\":false},"
+             "\"data_concentrator\":{\"enabled\":true,\"base_url\":\"https://localhost:%d\","
+             "\"username\":\"%s\",\"password_file\":\"password\",\"ca_file\":\"%s\","
+             "\"spool_dir\":\"service-spool\",\"perfmon_interval_s\":1,\"min_interval_ms\":100,"
+             "\"retry_after_ms\":300,\"timeout_ms\":5000}}",
+             https_port, USER, tls.ca_cert);
+    cr_assert_eq(anm_test_write_file(cfg_path, cfg_text), 0);
+    gateway_config cfg;
+    anm_error_detail d;
+    anm_error_detail_clear(&d);
+    cr_assert_eq(gateway_config_load(cfg_path, &cfg, &d), ANM_OK, "%s %s", d.path, d.message);
+    anm_clock *clock = anm_clock_new_real();
+    gateway_service *svc = NULL;
+    cr_assert_eq(gateway_service_new(&cfg, clock, &svc, &d), ANM_OK, "%s: %s", d.path, d.message);
+
+    /* availability 8 - 1 = 7 MW, then 8 - 4 = 4 MW: a redeclaration (threshold 1 MW) */
+    int64_t now = anm_clock_now_ms(clock);
+    json_t *st = statement_for(now, 1.0, 1);
+    cr_assert_eq(gateway_service_apply_statement(svc, st, &d), ANM_OK, "%s", d.message);
+    json_decref(st);
+    st = statement_for(now, 4.0, 2);
+    cr_assert_eq(gateway_service_apply_statement(svc, st, &d), ANM_OK, "%s", d.message);
+    json_decref(st);
+    cr_assert_eq(gateway_service_apply_metered(svc, 44, now, 5.5), ANM_OK);
+
+    char redec[256] = "", perfmon[256] = "";
+    int64_t end = anm_monotonic_ns() + 15000000000LL;
+    while ((redec[0] == '\0' || perfmon[0] == '\0') && anm_monotonic_ns() < end) {
+        (void)gateway_service_run_once(svc, 20);
+        find_stored("_redecv1.csv", redec, sizeof redec);
+        find_stored("_1HZ_perfmonv1.csv", perfmon, sizeof perfmon);
+    }
+    cr_assert_neq(redec[0], '\0', "the emulator stored no redeclaration file");
+    cr_assert_neq(perfmon[0], '\0', "the emulator stored no perfmon file");
+
+    /* names: the pro-forma's unit id, 17-digit UTC time, kind and version */
+    gateway_dc_file_info info;
+    cr_assert_eq(gateway_dc_file_name_parse(redec, &info, NULL), ANM_OK, "%s", redec);
+    cr_expect_str_eq(info.unit, "E_WIND-18");
+    cr_expect_eq(info.kind, GATEWAY_DC_REDEC);
+    cr_expect_eq(info.test, 0);
+    cr_expect(info.utc_ms >= now - 1000 && info.utc_ms <= now + 15000, "file time %lld",
+              (long long)info.utc_ms);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", store_dir, redec);
+    char *text = anm_test_read_file(path, NULL);
+    cr_assert_not_null(text);
+    char start[32], stop[32], expected[512];
+    anm_time_format_utc(now - now % 1800000, start, sizeof start);
+    anm_time_format_utc(now - now % 1800000 + 1800000, stop, sizeof stop);
+    snprintf(expected, sizeof expected,
+             "unit,start_utc,end_utc,available_mw,reason\r\n"
+             "E_WIND-18,%s,%s,4.000,constraint statement s-dc version 2 period 1\r\n",
+             start, stop);
+    cr_expect_str_eq(text, expected);
+    free(text);
+
+    cr_assert_eq(gateway_dc_file_name_parse(perfmon, &info, NULL), ANM_OK, "%s", perfmon);
+    cr_expect_str_eq(info.unit, "E_WIND-18");
+    cr_expect_eq(info.kind, GATEWAY_DC_PERFMON_1HZ);
+    cr_expect_eq(info.utc_ms % 1000, 0, "a perfmon file starts on a second");
+    snprintf(path, sizeof path, "%s/%s", store_dir, perfmon);
+    text = anm_test_read_file(path, NULL);
+    cr_assert_not_null(text);
+    cr_expect(strncmp(text, "timestamp_utc,active_power_mw\r\n", 31) == 0, "header: %s", text);
+    cr_expect(strstr(text, ",5.500\r\n") != NULL, "the metered 5.5 MW: %s", text);
+    free(text);
+
+    /* status: the route with its last 201 and a latency measured */
+    json_t *status = NULL, *route = NULL;
+    for (int i = 0; i < 100; i++) {
+        json_decref(status);
+        status = gateway_service_status(svc);
+        route = json_object_get(json_object_get(status, "routes"), "data_concentrator");
+        if (json_integer_value(json_object_get(route, "handed_over")) >= 2)
+            break;
+        (void)gateway_service_run_once(svc, 20);
+    }
+    cr_assert_not_null(route, "no data_concentrator route in the status");
+    cr_expect_geq(json_integer_value(json_object_get(route, "handed_over")), 2);
+    cr_expect(json_is_string(json_object_get(route, "last_handover")));
+    cr_expect(json_is_real(json_object_get(route, "latency_p99_ms")));
+    cr_expect_lt(json_real_value(json_object_get(route, "latency_p99_ms")), 15000.0);
+    cr_expect_eq(json_integer_value(json_object_get(route, "parked")), 0);
+    json_decref(status);
+    gateway_service_destroy(&svc);
+    anm_clock_destroy(&clock);
+    gateway_config_free(&cfg);
 }
