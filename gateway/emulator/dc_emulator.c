@@ -507,12 +507,19 @@ static int write_port(const char *path, struct MHD_Daemon *daemon)
     return gateway_write_file_atomic(path, text, (size_t)n) == ANM_OK ? 0 : -1;
 }
 
-static void usage(void)
+static void usage(FILE *out)
 {
-    fprintf(stderr, "usage: anm-dc-emulator --cert FILE --key FILE --user USER --password-file FILE\n"
-                    "       [--port N] [--port-file FILE] [--control-port-file FILE]\n"
-                    "       [--record FILE] [--store-dir DIR] [--fail-next N] [--fail-status CODE]\n"
-                    "       [--priorities GNUTLS-PRIORITY]\n");
+    fprintf(out, "usage: anm-dc-emulator --cert FILE --key FILE --user USER --password-file FILE\n"
+                 "       [--port N] [--port-file FILE] [--control-port-file FILE]\n"
+                 "       [--record FILE] [--store-dir DIR] [--fail-next N] [--fail-status CODE]\n"
+                 "       [--priorities GNUTLS-PRIORITY]\n"
+                 "       anm-dc-emulator --help | --version\n\n"
+                 "A faithful stand-in for NESO's Data Concentrator file API for tests and demos:\n"
+                 "HTTPS (TLS 1.2, the seed's four cipher suites), Basic auth, POST\n"
+                 "/ihost/deviceapi/files with the seed's multipart form; answers 201, 400, 401,\n"
+                 "404 or an injected 5xx (--fail-next, or POST /fail-next?count=N&status=5xx on\n"
+                 "the loopback control port) and records each request as a JSON line\n"
+                 "(docs/data-concentrator.md).\n");
 }
 
 int main(int argc, char **argv)
@@ -527,10 +534,14 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (v == NULL) {
-            usage();
-            return 2;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return ANM_EXIT_OK;
         }
+        if (strcmp(a, "--version") == 0)
+            return anm_cli_version("anm-dc-emulator");
+        if (v == NULL)
+            return anm_cli_usage_error("anm-dc-emulator", "option '%s' needs a value", a);
         i++;
         if (strcmp(a, "--cert") == 0)
             cert_path = v;
@@ -557,16 +568,13 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--fail-status") == 0 &&
                  anm_parse_long(v, 500, 599, &em.fail_status) == ANM_OK)
             ;
-        else {
-            fprintf(stderr, "anm-dc-emulator: bad option \"%s\" or value \"%s\"\n", a, v);
-            usage();
-            return 2;
-        }
+        else
+            return anm_cli_usage_error("anm-dc-emulator", "unknown option '%s' or bad value '%s'",
+                                       a, v);
     }
-    if (cert_path == NULL || key_path == NULL || em.user == NULL || password_file == NULL) {
-        usage();
-        return 2;
-    }
+    if (cert_path == NULL || key_path == NULL || em.user == NULL || password_file == NULL)
+        return anm_cli_usage_error("anm-dc-emulator",
+                                   "--cert, --key, --user and --password-file are required");
     char *cert = read_all(cert_path), *key = read_all(key_path), *pw = read_all(password_file);
     if (cert == NULL || key == NULL || pw == NULL) {
         fprintf(stderr, "anm-dc-emulator: could not read the certificate, key or password file\n");
