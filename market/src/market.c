@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 static_assert(sizeof(market__order) <= 88, "order node must stay within 88 bytes");
 
@@ -112,6 +115,31 @@ void market_destroy(market **mp)
     *mp = NULL;
 }
 
+/* scratch buffers from this size on are given transparent huge pages */
+#define HUGE_MIN ((size_t)4 << 20)
+
+/* Asks for transparent huge pages for [p, p + size) (Linux; advice only:
+ * the auction's big scratch arrays are read and written at random, and 2 MB
+ * pages spare the page walks of 4 KB ones where the kernel gives huge pages
+ * on request, its madvise mode). Not used for the order pool: a 2 MB page
+ * fault during order entry would cost latency there. */
+static void advise_huge(void *p, size_t size)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t page = 4096;
+    if (size >= HUGE_MIN) {
+        uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
+        uintptr_t e = ((uintptr_t)p + size) & ~(page - 1);
+        if (e > a) {
+            (void)madvise((void *)a, e - a, MADV_HUGEPAGE); /* advice only: errors ignored */
+        }
+    }
+#else
+    (void)p;
+    (void)size;
+#endif
+}
+
 void *market__scratch_buffer(market *m, int i, size_t size)
 {
     if (m->scratch.sizes[i] < size) {
@@ -119,6 +147,7 @@ void *market__scratch_buffer(market *m, int i, size_t size)
         if (grown == NULL) {
             return NULL; /* the old buffer stays, still owned by the market */
         }
+        advise_huge(grown, size);
         m->scratch.buffers[i] = grown;
         m->scratch.sizes[i] = size;
     }
