@@ -220,6 +220,7 @@ static const anm_config_entry wa_entries[] = {
     WA_STR(instruction_path, "", "path for instructions (empty: /wa/v1/instruction)"),
     WA_STR(normalisation_path, "", "path for normalisation (empty: /wa/v1/normalisation)"),
     WA_STR(publish_endpoint, "@tcp://127.0.0.1:5612", "PUB for received messages"),
+    WA_STR(spool_dir, "", "durable queue of unsent messages (empty: in memory, lost at exit)"),
     ANM_CONFIG_END};
 static const anm_config_table wa_table = {wa_entries, sizeof(gateway_wa_settings), NULL};
 
@@ -240,6 +241,9 @@ static const anm_config_entry dc_entries[] = {
     {.name = "perfmon_interval_s", .type = ANM_CONFIG_INT, .offset = DC(perfmon_interval_s, long),
      .int_min = 0, .int_max = 86400, .default_int = 60,
      .help = "one 1 Hz perfmon file per unit per interval (0: none)"},
+    {.name = "perfmon_20hz", .type = ANM_CONFIG_BOOL, .offset = DC(perfmon_20hz, bool),
+     .default_bool = false,
+     .help = "also a 20 Hz perfmon file per unit per interval, a row per telemetry arrival"},
     {.name = "min_interval_ms", .type = ANM_CONFIG_INT, .offset = DC(min_interval_ms, long),
      .int_min = 0, .int_max = 3600000, .default_int = 30000, .help = "between uploads"},
     {.name = "retry_after_ms", .type = ANM_CONFIG_INT, .offset = DC(retry_after_ms, long),
@@ -329,7 +333,7 @@ int gateway_config_load(const char *path, gateway_config *out, anm_error_detail 
                       &w->neso_cert_file, &w->ca_file, &w->client_cert_file,
                       &w->client_key_file, &w->tls_key_file, &w->tls_cert_file,
                       &out->data_concentrator.password_file, &out->data_concentrator.ca_file,
-                      &out->data_concentrator.spool_dir};
+                      &out->data_concentrator.spool_dir, &w->spool_dir};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if (resolve(files[i], path) != ANM_OK) {
             gateway_config_free(out);

@@ -36,6 +36,9 @@ typedef struct perfmon_unit {
     size_t n_points;
     gateway_dc_csv *csv;
     int64_t file_start_ms, last_row_ms;
+    /* the 20 Hz file (perfmon_20hz): a row per telemetry arrival */
+    gateway_dc_csv *csv20;
+    int64_t file20_start_ms, last_row20_ms;
 } perfmon_unit;
 
 typedef struct name_stamp {
@@ -64,6 +67,7 @@ struct gateway__dc_route {
     size_t n_latencies, latency_next;
     int64_t last_201_ms;
     uint64_t uploaded, errors;
+    uint64_t test_sent, test_acked; /* commissioning: _test files made and answered 201 */
     size_t backlog, parked;
     char state[32];
     char last_error[1024];
@@ -146,21 +150,23 @@ static int setup_units(gateway__dc_route *r)
     return ANM_OK;
 }
 
-/* Caller holds the lock. Closes a unit's file into the queue. */
-static void roll_unit(gateway__dc_route *r, perfmon_unit *u)
+/* Caller holds the lock. Closes a unit's 1 Hz (or 20 Hz) file into the queue. */
+static void roll_file(gateway__dc_route *r, perfmon_unit *u, int hz20)
 {
-    if (u->csv == NULL)
+    gateway_dc_csv **csv = hz20 ? &u->csv20 : &u->csv;
+    if (*csv == NULL)
         return;
-    if (gateway_dc_csv_rows(u->csv) > 0) {
+    if (gateway_dc_csv_rows(*csv) > 0) {
         gateway_dc_file_info info;
         memset(&info, 0, sizeof info);
         snprintf(info.unit, sizeof info.unit, "%s", u->unit);
-        info.utc_ms = u->file_start_ms; /* one file per unit per interval: unique */
-        info.kind = GATEWAY_DC_PERFMON_1HZ;
+        /* one file per unit per interval: unique */
+        info.utc_ms = hz20 ? u->file20_start_ms : u->file_start_ms;
+        info.kind = hz20 ? GATEWAY_DC_PERFMON_20HZ : GATEWAY_DC_PERFMON_1HZ;
         info.version = 1;
         char name[GATEWAY_DC_NAME_MAX + 1];
         size_t length = 0;
-        const char *text = gateway_dc_csv_text(u->csv, &length);
+        const char *text = gateway_dc_csv_text(*csv, &length);
         char *copy = malloc(length + 1);
         if (gateway_dc_file_name(name, sizeof name, &info) != ANM_OK || copy == NULL) {
             free(copy);
@@ -168,10 +174,49 @@ static void roll_unit(gateway__dc_route *r, perfmon_unit *u)
             anm_log_error(COMPONENT, "data concentrator: perfmon file of \"%s\" not made", u->unit);
         } else {
             memcpy(copy, text, length + 1);
-            enqueue(r, name, copy, length, u->last_row_ms);
+            enqueue(r, name, copy, length, hz20 ? u->last_row20_ms : u->last_row_ms);
         }
     }
-    gateway_dc_csv_destroy(&u->csv);
+    gateway_dc_csv_destroy(csv);
+}
+
+static void roll_unit(gateway__dc_route *r, perfmon_unit *u)
+{
+    roll_file(r, u, 0);
+    roll_file(r, u, 1);
+}
+
+/*
+ * Caller holds the lock. 20 Hz: a row for unit u at the measurement time t
+ * of the telemetry that just arrived (each column its latest value), in
+ * files of perfmon_interval_s from the interval boundary.
+ */
+static void add_row20(gateway__dc_route *r, perfmon_unit *u, int64_t t)
+{
+    int64_t interval_ms = (int64_t)r->cfg->perfmon_interval_s * 1000;
+    if (t <= u->last_row20_ms)
+        return; /* rows strictly in time order */
+    gateway_dc_value row[MAX_COLUMNS + 1];
+    row[0] = (gateway_dc_value){"timestamp", GATEWAY_DC_TIME, 0.0, t, NULL};
+    for (size_t p = 0; p < u->n_points; p++) {
+        double v = r->latest[u->point_index[p]];
+        if (!isfinite(v))
+            return; /* no value yet for a column: no row */
+        row[p + 1] = (gateway_dc_value){u->columns[p + 1].field, GATEWAY_DC_NUMBER, v, 0, NULL};
+    }
+    if (u->csv20 != NULL && t >= u->file20_start_ms + interval_ms)
+        roll_file(r, u, 1);
+    if (u->csv20 == NULL) {
+        if (gateway_dc_csv_new(u->columns, u->n_points + 1, &u->csv20) != ANM_OK) {
+            r->errors++;
+            return;
+        }
+        u->file20_start_ms = t - t % interval_ms;
+    }
+    if (gateway_dc_csv_add_row(u->csv20, row, u->n_points + 1, NULL) == ANM_OK)
+        u->last_row20_ms = t;
+    else
+        r->errors++;
 }
 
 /* Caller holds the lock. A row a second per unit with a value; files rolled per interval. */
@@ -182,7 +227,10 @@ static void sample_perfmon(gateway__dc_route *r, int64_t now)
     for (size_t k = 0; k < r->n_units; k++) {
         perfmon_unit *u = &r->units[k];
         if (u->csv != NULL && second >= u->file_start_ms + interval_ms)
-            roll_unit(r, u);
+            roll_file(r, u, 0);
+        /* a 20 Hz file whose telemetry stopped is closed one interval after its end */
+        if (u->csv20 != NULL && now >= u->file20_start_ms + 2 * interval_ms)
+            roll_file(r, u, 1);
         if (u->last_row_ms >= second)
             continue;
         gateway_dc_value row[MAX_COLUMNS + 1];
@@ -210,6 +258,9 @@ static void sample_perfmon(gateway__dc_route *r, int64_t now)
     }
 }
 
+static void test_redeclarations(gateway__dc_route *r, const gateway_export_value *values,
+                                size_t n);
+
 void gateway__dc_route_values(gateway__dc_route *r, const gateway_export_value *values, size_t n)
 {
     if (r == NULL)
@@ -218,13 +269,38 @@ void gateway__dc_route_values(gateway__dc_route *r, const gateway_export_value *
     for (size_t i = 0; i < n; i++)
         if (!values[i].test && values[i].point->dc_column != NULL)
             r->latest[values[i].point_index] = values[i].sent;
+    if (r->cfg->perfmon_20hz) {
+        for (size_t k = 0; k < r->n_units; k++) {
+            perfmon_unit *u = &r->units[k];
+            int64_t t = 0; /* the newest measurement of this unit in the batch */
+            for (size_t i = 0; i < n; i++) {
+                if (values[i].test || values[i].point->dc_column == NULL)
+                    continue;
+                for (size_t p = 0; p < u->n_points; p++)
+                    if (u->point_index[p] == values[i].point_index && values[i].utc_ms > t)
+                        t = values[i].utc_ms;
+            }
+            if (t > 0)
+                add_row20(r, u, t);
+        }
+    }
     pthread_mutex_unlock(&r->lock);
+    test_redeclarations(r, values, n);
 }
 
 /* ---- redeclarations ----------------------------------------------------------------- */
 
+static void make_redeclarations(gateway__dc_route *r, const gateway_redeclaration *events,
+                                size_t n, int test);
+
 void gateway__dc_route_redeclarations(gateway__dc_route *r, const gateway_redeclaration *events,
                                       size_t n)
+{
+    make_redeclarations(r, events, n, 0);
+}
+
+static void make_redeclarations(gateway__dc_route *r, const gateway_redeclaration *events,
+                                size_t n, int test)
 {
     if (r == NULL || n == 0)
         return;
@@ -255,8 +331,11 @@ void gateway__dc_route_redeclarations(gateway__dc_route *r, const gateway_redecl
                 continue;
             done[j] = 1;
             char reason[256];
-            snprintf(reason, sizeof reason, "constraint statement %s version %ld period %d",
-                     events[j].statement_id, events[j].statement_version, events[j].period);
+            if (test)
+                snprintf(reason, sizeof reason, "commissioning test pattern");
+            else
+                snprintf(reason, sizeof reason, "constraint statement %s version %ld period %d",
+                         events[j].statement_id, events[j].statement_version, events[j].period);
             /* availability below 0 cannot be declared: 0 (the quality is in the reason) */
             int flagged = !(events[j].available_mw >= 0.0);
             if (flagged) {
@@ -280,6 +359,7 @@ void gateway__dc_route_redeclarations(gateway__dc_route *r, const gateway_redecl
         info.utc_ms = next_name_ms(r, now);
         info.kind = GATEWAY_DC_REDEC;
         info.version = 1;
+        info.test = test;
         char name[GATEWAY_DC_NAME_MAX + 1];
         size_t length = 0;
         const char *text = gateway_dc_csv_text(csv, &length);
@@ -292,11 +372,44 @@ void gateway__dc_route_redeclarations(gateway__dc_route *r, const gateway_redecl
         } else {
             memcpy(copy, text, length + 1);
             enqueue(r, name, copy, length, now);
+            if (test)
+                r->test_sent++;
         }
         gateway_dc_csv_destroy(&csv);
     }
     pthread_mutex_unlock(&r->lock);
     free(done);
+}
+
+/*
+ * Commissioning: the availability values of a test pattern step become one
+ * <unit>_<now>_redecv1_test.csv per unit (a row per value, for the next half
+ * hour, reason "commissioning test pattern").
+ */
+static void test_redeclarations(gateway__dc_route *r, const gateway_export_value *values,
+                                size_t n)
+{
+    int64_t now = anm_wall_clock_ms();
+    gateway_redeclaration *events = calloc(n ? n : 1, sizeof *events);
+    size_t k = 0;
+    if (events == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const gateway_export_value *v = &values[i];
+        if (!v->test || v->point->quantity != GATEWAY_QUANTITY_AVAILABILITY_MW ||
+            !isfinite(v->sent))
+            continue;
+        gateway_redeclaration *ev = &events[k++];
+        const char *owner = v->point->der ? v->point->der : v->point->zone;
+        snprintf(ev->der, sizeof ev->der, "%s", owner ? owner : "");
+        snprintf(ev->unit, sizeof ev->unit, "%s", unit_for_der(r, ev->der));
+        ev->utc_start_ms = now;
+        ev->utc_end_ms = now + 30 * 60 * 1000;
+        ev->available_mw = v->sent;
+    }
+    if (k > 0)
+        make_redeclarations(r, events, k, 1);
+    free(events);
 }
 
 /* ---- worker ------------------------------------------------------------------------- */
@@ -352,6 +465,8 @@ static void *dc_worker(void *arg)
         } else if (result.outcome == GATEWAY_DC_UPLOADED) {
             r->uploaded++;
             r->last_201_ms = done_ms;
+            if (strstr(result.name, "_test.") != NULL)
+                r->test_acked++;
             for (size_t i = 0; i < r->n_stamps; i++) {
                 if (strcmp(r->stamps[i].name, result.name) != 0)
                     continue;
@@ -511,6 +626,10 @@ json_t *gateway__dc_route_status(gateway__dc_route *r)
         "last_handover", last[0] ? json_string(last) : json_null(), "backlog",
         (json_int_t)(r->backlog + r->queued), "parked", (json_int_t)r->parked, "handed_over",
         (json_int_t)r->uploaded, "errors", (json_int_t)r->errors, "last_error", r->last_error);
+    if (o != NULL) {
+        json_object_set_new(o, "test_sent", json_integer((json_int_t)r->test_sent));
+        json_object_set_new(o, "test_acknowledged", json_integer((json_int_t)r->test_acked));
+    }
     pthread_mutex_unlock(&r->lock);
     if (o == NULL)
         return NULL;

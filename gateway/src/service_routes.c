@@ -14,6 +14,7 @@
 #include "engine/log.h"
 #include "gateway/jws.h"
 #include "gateway/mqtt_out.h"
+#include "gateway/spool_log.h"
 #include "gateway/wa_client.h"
 #include "gateway/wa_messages.h"
 #include "gateway/wa_server.h"
@@ -28,6 +29,7 @@ typedef struct route_stats {
     uint64_t handed_over;
     uint64_t errors;
     size_t backlog;
+    uint64_t test_sent, test_acked; /* commissioning: test-flagged items sent and acknowledged */
     char state[32];
     char last_error[512];
 } route_stats;
@@ -52,6 +54,10 @@ static json_t *stats_json(route_stats *st, const char *kind)
                           "latency_p99_ms", p99 < 0 ? json_null() : json_real(p99), "backlog",
                           (json_int_t)st->backlog, "handed_over", (json_int_t)st->handed_over,
                           "errors", (json_int_t)st->errors, "last_error", st->last_error);
+    if (o != NULL) {
+        json_object_set_new(o, "test_sent", json_integer((json_int_t)st->test_sent));
+        json_object_set_new(o, "test_acknowledged", json_integer((json_int_t)st->test_acked));
+    }
     pthread_mutex_unlock(&st->lock);
     return o;
 }
@@ -81,7 +87,8 @@ typedef struct mqtt_route {
     pthread_cond_t wake;
     mqtt_item *queue;
     size_t head, count, capacity;
-    /* worker only: measurement times of published samples, in publish order */
+    /* worker only: measurement times of published samples, in publish order,
+       stored as 2 * utc_ms + test (the low bit marks commissioning samples) */
     int64_t *stamps;
     size_t stamp_head, stamp_count, stamp_capacity;
     uint64_t acked_seen;
@@ -142,7 +149,7 @@ static void *mqtt_worker(void *arg)
                                      .quality = it->quality,
                                      .test = it->test};
             if (gateway_mqtt_out_publish(m->out, &s) != ANM_OK ||
-                stamp_push(m, it->utc_ms) != ANM_OK)
+                stamp_push(m, it->utc_ms * 2 + (it->test ? 1 : 0)) != ANM_OK)
                 failed++;
         }
         (void)gateway_mqtt_out_run(m->out, n > 0 ? 0 : 20);
@@ -157,7 +164,10 @@ static void *mqtt_worker(void *arg)
             }
             if (m->stamp_count == 0)
                 continue;
-            gateway_latency_add(&m->stats.latency, (double)(now - m->stamps[m->stamp_head]), 1);
+            int64_t stamp = m->stamps[m->stamp_head];
+            gateway_latency_add(&m->stats.latency, (double)(now - stamp / 2), 1);
+            if (stamp % 2 != 0)
+                m->stats.test_acked++; /* PUBACK of a commissioning sample */
             m->stamp_head = (m->stamp_head + 1) % m->stamp_capacity;
             m->stamp_count--;
             m->stats.handed_over++;
@@ -248,6 +258,11 @@ static void mqtt_route_destroy(mqtt_route **mp)
 /* Queues a sample (the queue grows: nothing is dropped). */
 static void mqtt_route_push(mqtt_route *m, const mqtt_item *it)
 {
+    if (it->test) { /* counted here so that a sample still queued is not acknowledged yet */
+        pthread_mutex_lock(&m->stats.lock);
+        m->stats.test_sent++;
+        pthread_mutex_unlock(&m->stats.lock);
+    }
     pthread_mutex_lock(&m->lock);
     if (m->count == m->capacity) {
         size_t cap = m->capacity ? m->capacity * 2 : 1024;
@@ -277,6 +292,9 @@ static void mqtt_route_push(mqtt_route *m, const mqtt_item *it)
 typedef struct wa_item {
     json_t *message;
     int64_t created_ms;
+    int test;     /* commissioning message */
+    uint64_t seq; /* its record in the durable queue (0: none) */
+    int ready;    /* on disk (or no disk queue): may be sent */
     struct wa_item *next;
 } wa_item;
 
@@ -290,6 +308,7 @@ typedef struct wa_client_route {
     pthread_cond_t wake;
     wa_item *first, *last;
     size_t queued;
+    gateway_spool_log *log; /* durable queue (NULL: in memory); under lock */
     long retry_ms;
     route_stats stats;
 } wa_client_route;
@@ -299,7 +318,7 @@ static void *wa_worker(void *arg)
     wa_client_route *w = arg;
     pthread_mutex_lock(&w->lock);
     while (!atomic_load(&w->stop)) {
-        if (w->first == NULL) {
+        if (w->first == NULL || !w->first->ready) {
             pthread_cond_wait(&w->wake, &w->lock);
             continue;
         }
@@ -314,6 +333,10 @@ static void *wa_worker(void *arg)
             gateway_latency_add(&w->stats.latency, (double)(now - it->created_ms), 1);
             w->stats.handed_over++;
             w->stats.last_handover_ms = now;
+            if (it->test)
+                w->stats.test_acked++; /* NESO's verified, signed acknowledgement */
+            if (w->stats.backlog > 0) /* with handed_over, so that readers see both at once */
+                w->stats.backlog--;
             snprintf(w->stats.state, sizeof w->stats.state, "ok");
         } else {
             w->stats.errors++;
@@ -323,6 +346,13 @@ static void *wa_worker(void *arg)
         pthread_mutex_unlock(&w->stats.lock);
         gateway_wa_result_clear(&result);
         pthread_mutex_lock(&w->lock);
+        if (rc == ANM_OK && w->log != NULL && it->seq > 0) {
+            /* NESO's signed ack: the record is done, trimmed from the log */
+            if (gateway_spool_log_ack(w->log, it->seq) != ANM_OK ||
+                gateway_spool_log_commit(w->log) != ANM_OK)
+                anm_log_error(COMPONENT, "wider access queue: could not record the ack of %llu",
+                              (unsigned long long)it->seq);
+        }
         if (rc == ANM_OK) {
             w->first = it->next;
             if (w->first == NULL)
@@ -397,8 +427,12 @@ static void wa_client_route_destroy(wa_client_route **wp)
         pthread_mutex_unlock(&w->lock);
         pthread_join(w->thread, NULL);
     }
-    if (w->queued > 0)
+    if (w->queued > 0 && w->log == NULL)
         anm_log_warn(COMPONENT, "%zu wider access message(s) not sent at shutdown", w->queued);
+    else if (w->queued > 0)
+        anm_log_info(COMPONENT, "%zu wider access message(s) kept in the queue for the next start",
+                     w->queued);
+    gateway_spool_log_close(&w->log);
     for (wa_item *it = w->first; it != NULL;) {
         wa_item *next = it->next;
         json_decref(it->message);
@@ -413,6 +447,55 @@ static void wa_client_route_destroy(wa_client_route **wp)
     pthread_mutex_destroy(&w->stats.lock);
     free(w);
     *wp = NULL;
+}
+
+/* Caller holds w->lock. Appends an item to the in-memory queue. */
+static void wa_queue_append(wa_client_route *w, wa_item *it)
+{
+    if (w->last != NULL)
+        w->last->next = it;
+    else
+        w->first = it;
+    w->last = it;
+    w->queued++;
+}
+
+/* Start: the unacknowledged messages of the durable queue, oldest first. */
+static int wa_replay(wa_client_route *w, anm_error_detail *detail)
+{
+    char *data = NULL;
+    size_t size = 0;
+    uint64_t seq = 0;
+    int rc;
+    while ((rc = gateway_spool_log_next(w->log, &data, &size, &seq)) == ANM_OK) {
+        json_error_t je;
+        json_t *msg = json_loadb(data, size, 0, &je);
+        free(data);
+        wa_item *it = msg != NULL ? calloc(1, sizeof *it) : NULL;
+        if (it == NULL) {
+            anm_log_error(COMPONENT, "wider access queue: record %llu unreadable, dropped",
+                          (unsigned long long)seq);
+            json_decref(msg);
+            (void)gateway_spool_log_ack(w->log, seq);
+            continue;
+        }
+        it->message = msg;
+        it->seq = seq;
+        it->created_ms = anm_wall_clock_ms();
+        it->test = json_is_true(json_object_get(msg, "test"));
+        it->ready = 1;
+        wa_queue_append(w, it);
+    }
+    if (rc != ANM_ENOTFOUND) {
+        anm_error_detail_set(detail, NULL, 0, 0, "wider_access.spool_dir",
+                             "could not read the queue: %s", anm_strerror(rc));
+        return rc;
+    }
+    w->stats.backlog = w->queued;
+    if (w->queued > 0)
+        anm_log_info(COMPONENT, "%zu wider access message(s) from the last run to send",
+                     w->queued);
+    return ANM_OK;
 }
 
 static int wa_client_route_new(const gateway_wa_settings *c, wa_client_route **out,
@@ -430,6 +513,11 @@ static int wa_client_route_new(const gateway_wa_settings *c, wa_client_route **o
     int rc = make_signer(c, &w->signer, detail);
     if (rc == ANM_OK)
         rc = make_verifier(c, &w->verifier, detail);
+    if (rc == ANM_OK && c->spool_dir != NULL && c->spool_dir[0] != '\0') {
+        rc = gateway_spool_log_open(c->spool_dir, 0, &w->log, detail);
+        if (rc == ANM_OK)
+            rc = wa_replay(w, detail);
+    }
     if (rc == ANM_OK) {
         gateway_wa_client_config cc;
         memset(&cc, 0, sizeof cc);
@@ -454,7 +542,7 @@ static int wa_client_route_new(const gateway_wa_settings *c, wa_client_route **o
     return ANM_OK;
 }
 
-static void wa_client_route_push(wa_client_route *w, json_t *message)
+static void wa_client_route_push(wa_client_route *w, json_t *message, int test)
 {
     wa_item *it = calloc(1, sizeof *it);
     if (it == NULL) {
@@ -462,19 +550,49 @@ static void wa_client_route_push(wa_client_route *w, json_t *message)
         return;
     }
     it->message = message;
+    it->test = test;
     it->created_ms = anm_wall_clock_ms();
     pthread_mutex_lock(&w->lock);
-    if (w->last != NULL)
-        w->last->next = it;
-    else
-        w->first = it;
-    w->last = it;
-    w->queued++;
-    pthread_cond_signal(&w->wake);
+    if (w->log != NULL) {
+        char *text = json_dumps(message, JSON_COMPACT);
+        if (text == NULL ||
+            gateway_spool_log_append(w->log, text, strlen(text), &it->seq) != ANM_OK) {
+            it->seq = 0; /* sent from memory only */
+            anm_log_error(COMPONENT, "wider access queue: could not store a message on disk");
+        }
+        free(text);
+    }
+    it->ready = w->log == NULL;
+    wa_queue_append(w, it);
     pthread_mutex_unlock(&w->lock);
     pthread_mutex_lock(&w->stats.lock);
     w->stats.backlog++;
+    if (test)
+        w->stats.test_sent++;
     pthread_mutex_unlock(&w->stats.lock);
+}
+
+/*
+ * Group commit: one fdatasync for the messages pushed since the last call,
+ * then the worker is woken (nothing goes out before it is on disk).
+ */
+static void wa_client_route_flush(wa_client_route *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->log != NULL && gateway_spool_log_unsynced(w->log) > 0) {
+        if (gateway_spool_log_sync(w->log) != ANM_OK)
+            anm_log_error(COMPONENT, "wider access queue: sync failed");
+        /* hand the synced records out so that their acks can be recorded */
+        char *data = NULL;
+        size_t size = 0;
+        uint64_t seq = 0;
+        while (gateway_spool_log_next(w->log, &data, &size, &seq) == ANM_OK)
+            free(data);
+    }
+    for (wa_item *it = w->first; it != NULL; it = it->next)
+        it->ready = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* ---- routes ---------------------------------------------------------------------------------- */
@@ -633,11 +751,53 @@ static const char *unit_of(const gateway__routes *r, const gateway_proforma_poin
     return d != NULL && d->unit != NULL && d->unit[0] != '\0' ? d->unit : pt->der;
 }
 
+/* Commissioning: each availability value of the test pattern becomes a
+   redeclaration marked "test": true for the next half hour. */
+static void wa_test_redeclarations(gateway__routes *r, const gateway_export_value *values,
+                                   size_t n)
+{
+    size_t pushed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const gateway_export_value *v = &values[i];
+        if (!v->test || v->point->quantity != GATEWAY_QUANTITY_AVAILABILITY_MW ||
+            !isfinite(v->sent))
+            continue;
+        char id[64], from[32], to[32];
+        int64_t now = anm_wall_clock_ms();
+        snprintf(id, sizeof id, "test-%lld-%llu", (long long)now,
+                 (unsigned long long)++r->wa_sequence);
+        anm_time_format_utc(now, from, sizeof from);
+        anm_time_format_utc(now + 30 * 60 * 1000, to, sizeof to);
+        json_t *msg = gateway_wa_message_new(GATEWAY_WA_REDECLARATION, id,
+                                             r->cfg->wider_access.sender, now, 1);
+        if (msg == NULL)
+            continue;
+        json_object_set_new(msg, "bmu", json_string(unit_of(r, v->point)));
+        json_object_set_new(msg, "effective_from", json_string(from));
+        json_object_set_new(msg, "effective_to", json_string(to));
+        json_object_set_new(msg, "availability_mw", json_real(v->sent < 0 ? 0.0 : v->sent));
+        json_object_set_new(msg, "quality", json_string("good"));
+        json_object_set_new(msg, "reason", json_string("commissioning test pattern"));
+        gateway_wa_reject why;
+        if (gateway_wa_validate(msg, NULL, &why) != ANM_OK) {
+            anm_log_error(COMPONENT, "test redeclaration not sent: %s", why.text);
+            json_decref(msg);
+            continue;
+        }
+        wa_client_route_push(r->wa_client, msg, 1);
+        pushed++;
+    }
+    if (pushed > 0)
+        wa_client_route_flush(r->wa_client);
+}
+
 void gateway__routes_values(gateway__routes *r, const gateway_export_value *values, size_t n)
 {
     if (r == NULL)
         return;
     gateway__dc_route_values(r->dc, values, n);
+    if (r->wa_client != NULL)
+        wa_test_redeclarations(r, values, n);
     if (r->mqtt == NULL)
         return;
     for (size_t i = 0; i < n; i++) {
@@ -694,8 +854,9 @@ void gateway__routes_redeclarations(gateway__routes *r, const gateway_redeclarat
             json_decref(msg);
             continue;
         }
-        wa_client_route_push(r->wa_client, msg);
+        wa_client_route_push(r->wa_client, msg, 0);
     }
+    wa_client_route_flush(r->wa_client);
 }
 
 void gateway__routes_status(gateway__routes *r, json_t *routes)

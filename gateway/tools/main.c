@@ -4,7 +4,7 @@
  *   anm-gateway run --config FILE [--log-level L]
  *   anm-gateway --status [--config FILE] [--endpoint E]
  *   anm-gateway commission --config FILE --pattern fixed|step|ramp --report FILE
- *                [--wait-s N] [--interval-ms N]
+ *                [--wait-s N] [--interval-ms N] [--ack-wait-s N]
  *   anm-gateway client --host H --port P [--gi] [--duration S] [--common-address CA]
  */
 #include <stdio.h>
@@ -25,8 +25,8 @@ static void usage(FILE *out)
             "usage: anm-gateway run --config FILE [--log-level LEVEL]\n"
             "       anm-gateway --status [--config FILE] [--endpoint E]\n"
             "       anm-gateway commission --config FILE --pattern fixed|step|ramp --report FILE\n"
+            "                   [--wait-s N] [--interval-ms N] [--ack-wait-s N]\n"
             "       anm-gateway bench [--quick] [--mqtt-port N --mqtt-ca FILE ...] (bench/gateway)\n"
-            "                   [--wait-s N] [--interval-ms N]\n"
             "       anm-gateway client --host H --port P [--gi] [--duration S] [--common-address CA]\n"
             "       anm-gateway --help | --version\n\n"
             "Exports availability, PCF, state and metered MW per DER to NESO over IEC 104\n"
@@ -40,6 +40,8 @@ static void usage(FILE *out)
             "  --report FILE      commissioning report (JSON; FILE.txt readable text)\n"
             "  --wait-s N         commissioning: wait up to N s for a client (default 60)\n"
             "  --interval-ms N    commissioning: time between pattern steps (default 1000)\n"
+            "  --ack-wait-s N     commissioning: wait up to N s for every route's\n"
+            "                     acknowledgements (default 300)\n"
             "  --log-level LEVEL  debug, info, warn, error or off\n\n"
             "SIGINT/SIGTERM: stop and exit 0.\n");
 }
@@ -101,8 +103,40 @@ static int client_started(gateway_service *s)
 
 static int all_acked(gateway_service *s) { return gateway_service_iec104_backlog(s) == 0; }
 
+/* The routes other than IEC 104 that count commissioning traffic (status names). */
+static const char *const test_routes[] = {"mqtt", "wider_access_client", "data_concentrator"};
+static const char *const test_route_names[] = {"mqtt", "wider_access", "data_concentrator"};
+static const char *const test_route_marks[] = {"\"test\": true in the payload",
+                                               "\"test\": true in the signed message",
+                                               "_test in the file name"};
+static const char *const test_route_acks[] = {"PUBACK", "NESO's signed acknowledgement",
+                                              "HTTP 201"};
+#define TEST_ROUTES 3
+
+/* A route's test counts from the status (0 when the route is not enabled). */
+static int route_counts(gateway_service *s, int k, json_int_t *sent, json_int_t *acked)
+{
+    json_t *st = gateway_service_status(s);
+    json_t *o = json_object_get(json_object_get(st, "routes"), test_routes[k]);
+    int enabled = o != NULL;
+    *sent = json_integer_value(json_object_get(o, "test_sent"));
+    *acked = json_integer_value(json_object_get(o, "test_acknowledged"));
+    json_decref(st);
+    return enabled;
+}
+
+static int routes_acked(gateway_service *s)
+{
+    for (int k = 0; k < TEST_ROUTES; k++) {
+        json_int_t sent, acked;
+        if (route_counts(s, k, &sent, &acked) && acked < sent)
+            return 0;
+    }
+    return all_acked(s);
+}
+
 static int commission(gateway_service *s, gateway_pattern pattern, const char *report,
-                      long wait_s, long interval_ms)
+                      long wait_s, long interval_ms, long ack_wait_s)
 {
     commission_log log = {json_array(), 0};
     gateway_service_set_value_hook(s, record_values, &log);
@@ -121,7 +155,8 @@ static int commission(gateway_service *s, gateway_pattern pattern, const char *r
         gateway_service_commission_step(s, pattern, k, steps);
         (void)wait_ms(s, interval_ms, NULL);
     }
-    int acked_all = wait_ms(s, 10000, all_acked) == ANM_OK;
+    (void)wait_ms(s, ack_wait_s * 1000, routes_acked);
+    int acked_all = all_acked(s);
     uint64_t acked = gateway_service_iec104_acked_values(s) - before;
     /* put the live values back (no test bit) before leaving */
     gateway_service_set_value_hook(s, NULL, NULL);
@@ -134,12 +169,24 @@ static int commission(gateway_service *s, gateway_pattern pattern, const char *r
     }
     char now[32];
     anm_time_format_utc(anm_wall_clock_ms(), now, sizeof now);
-    doc = json_pack("{s:s,s:s,s:i,s:{s:I,s:I,s:b,s:s},s:{s:s},s:{s:s},s:o}", "time", now,
-                    "pattern", gateway_pattern_name(pattern), "steps", steps, "iec104", "sent",
+    doc = json_pack("{s:s,s:s,s:i,s:{s:b,s:I,s:I,s:b,s:s,s:s},s:o}", "time", now, "pattern",
+                    gateway_pattern_name(pattern), "steps", steps, "iec104", "enabled", 1, "sent",
                     (json_int_t)sent_iec, "acknowledged", (json_int_t)acked, "all_acknowledged",
-                    acked_all, "test_bit", "set (COT T=1)", "mqtt", "status",
-                    "not wired in this build", "data_concentrator", "status",
-                    "not wired in this build", "values", json_incref(log.sent));
+                    acked_all, "test_bit", "set (COT T=1)", "acknowledged_by",
+                    "I-frame receive sequence (S/I frames)", "values", json_incref(log.sent));
+    int every_route = acked_all;
+    json_int_t r_sent[TEST_ROUTES], r_acked[TEST_ROUTES];
+    int r_enabled[TEST_ROUTES];
+    for (int k = 0; doc != NULL && k < TEST_ROUTES; k++) {
+        r_enabled[k] = route_counts(s, k, &r_sent[k], &r_acked[k]);
+        int ok = !r_enabled[k] || r_acked[k] >= r_sent[k];
+        every_route = every_route && ok;
+        json_object_set_new(doc, test_route_names[k],
+                            json_pack("{s:b,s:I,s:I,s:b,s:s,s:s}", "enabled", r_enabled[k],
+                                      "sent", r_sent[k], "acknowledged", r_acked[k],
+                                      "all_acknowledged", ok, "marked", test_route_marks[k],
+                                      "acknowledged_by", test_route_acks[k]));
+    }
     if (doc == NULL || json_dump_file(doc, report, JSON_INDENT(2)) != 0) {
         anm_cli_fail(PROG, "could not write report \"%s\"", report);
         goto done;
@@ -168,11 +215,21 @@ static int commission(gateway_service *s, gateway_pattern pattern, const char *r
     }
     fprintf(f, "\nIEC 104: %zu value(s) sent with the test bit, %llu acknowledged by the client%s\n",
             sent_iec, (unsigned long long)acked, acked_all ? "" : " (NOT ALL ACKNOWLEDGED)");
-    fprintf(f, "MQTT, Data Concentrator: not wired in this build\n");
+    for (int k = 0; k < TEST_ROUTES; k++) {
+        if (!r_enabled[k]) {
+            fprintf(f, "%s: not enabled\n", test_route_names[k]);
+            continue;
+        }
+        fprintf(f, "%s: %lld test item(s) sent (%s), %lld acknowledged (%s)%s\n",
+                test_route_names[k], (long long)r_sent[k], test_route_marks[k],
+                (long long)r_acked[k], test_route_acks[k],
+                r_acked[k] >= r_sent[k] ? "" : " (NOT ALL ACKNOWLEDGED)");
+    }
     fclose(f);
-    printf("commissioning: %zu sent, %llu acknowledged; report %s and %s\n", sent_iec,
-           (unsigned long long)acked, report, txt);
-    exit_code = acked_all ? ANM_EXIT_OK : ANM_EXIT_FAILURE;
+    printf("commissioning: %zu sent, %llu acknowledged on IEC 104%s; report %s and %s\n", sent_iec,
+           (unsigned long long)acked, every_route ? ", every route acknowledged" : "", report,
+           txt);
+    exit_code = every_route ? ANM_EXIT_OK : ANM_EXIT_FAILURE;
 done:
     json_decref(doc);
     json_decref(log.sent);
@@ -182,7 +239,7 @@ done:
 int main(int argc, char **argv)
 {
     const char *config_file = NULL, *endpoint = NULL, *log_level = NULL, *pattern_text = NULL;
-    const char *report = NULL, *wait_text = NULL, *interval_text = NULL;
+    const char *report = NULL, *wait_text = NULL, *interval_text = NULL, *ack_text = NULL;
     const char *command = NULL;
     int status = 0;
     if (argc >= 2 && strcmp(argv[1], "bench") == 0)
@@ -220,6 +277,8 @@ int main(int argc, char **argv)
             target = &wait_text;
         else if (strcmp(a, "--interval-ms") == 0)
             target = &interval_text;
+        else if (strcmp(a, "--ack-wait-s") == 0)
+            target = &ack_text;
         else
             return anm_cli_usage_error(PROG, "unknown option '%s'", a);
         if (i + 1 >= argc)
@@ -245,15 +304,16 @@ int main(int argc, char **argv)
     if (config_file == NULL)
         return anm_cli_usage_error(PROG, "--config FILE is required");
     gateway_pattern pattern = GATEWAY_PATTERN_FIXED;
-    long wait_s = 60, interval_ms = 1000;
+    long wait_s = 60, interval_ms = 1000, ack_wait_s = 300;
     if (command != NULL && strcmp(command, "commission") == 0) {
         if (pattern_text == NULL || gateway_pattern_parse(pattern_text, &pattern) != ANM_OK)
             return anm_cli_usage_error(PROG, "--pattern must be fixed, step or ramp");
         if (report == NULL)
             return anm_cli_usage_error(PROG, "--report FILE is required");
         if ((wait_text && anm_parse_long(wait_text, 1, 86400, &wait_s) != ANM_OK) ||
-            (interval_text && anm_parse_long(interval_text, 0, 600000, &interval_ms) != ANM_OK))
-            return anm_cli_usage_error(PROG, "bad --wait-s or --interval-ms");
+            (interval_text && anm_parse_long(interval_text, 0, 600000, &interval_ms) != ANM_OK) ||
+            (ack_text && anm_parse_long(ack_text, 1, 86400, &ack_wait_s) != ANM_OK))
+            return anm_cli_usage_error(PROG, "bad --wait-s, --interval-ms or --ack-wait-s");
     }
     gateway_config cfg;
     anm_error_detail detail;
@@ -293,7 +353,7 @@ int main(int argc, char **argv)
         goto done;
     }
     if (strcmp(command, "commission") == 0) {
-        exit_code = commission(service, pattern, report, wait_s, interval_ms);
+        exit_code = commission(service, pattern, report, wait_s, interval_ms, ack_wait_s);
         goto done;
     }
     rc = gateway_service_run(service, 1);

@@ -123,6 +123,7 @@ typedef struct gateway_wa_settings {
     char *instruction_path;   /* "": /wa/v1/instruction */
     char *normalisation_path; /* "": /wa/v1/normalisation */
     char *publish_endpoint;   /* PUB for wa.instruction / wa.normalisation */
+    char *spool_dir;          /* client: durable queue (spool_log.h); "": in memory only */
 } gateway_wa_settings;
 
 /*
@@ -141,6 +142,8 @@ typedef struct gateway_dc_settings {
     char *spool_dir;         /* required when enabled */
     char *unit;              /* "": each DER's unit from the pro-forma */
     long perfmon_interval_s; /* one 1 Hz file per interval per unit; 0: no perfmon files */
+    bool perfmon_20hz;       /* also a 20 Hz file per interval per unit, a row per
+                                telemetry arrival (needs perfmon_interval_s > 0) */
     long min_interval_ms;    /* between uploads (30000) */
     long retry_after_ms;     /* after a failure (60000) */
     long timeout_ms;         /* per upload (30000) */

@@ -516,7 +516,7 @@ static json_t *statement_for(int64_t now, double p90, int version)
                      "curtailment_mw", "p50", 0.0, "p90", p90, "p99", 5.0);
 }
 
-/* The name of the first stored file containing marker ("" if none yet). */
+/* The name of the first stored (complete) file containing marker ("" if none yet). */
 static void find_stored(const char *marker, char *name, size_t size)
 {
     name[0] = '\0';
@@ -525,6 +525,9 @@ static void find_stored(const char *marker, char *name, size_t size)
         return;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+            continue; /* the emulator is still writing it */
         if (strstr(de->d_name, marker) != NULL) {
             snprintf(name, size, "%s", de->d_name);
             break;
@@ -636,6 +639,75 @@ Test(dc, service_route_uploads_redeclaration_and_perfmon_files_the_emulator_acce
     cr_expect_lt(json_real_value(json_object_get(route, "latency_p99_ms")), 15000.0);
     cr_expect_eq(json_integer_value(json_object_get(route, "parked")), 0);
     json_decref(status);
+    gateway_service_destroy(&svc);
+    anm_clock_destroy(&clock);
+    gateway_config_free(&cfg);
+}
+
+Test(dc, service_route_makes_20hz_perfmon_files_a_row_per_telemetry_arrival)
+{
+    start_emulator(NULL, NULL);
+    char pf_path[700], cfg_path[700], cfg_text[4096];
+    snprintf(pf_path, sizeof pf_path, "%s/pf.json", work);
+    snprintf(cfg_path, sizeof cfg_path, "%s/gw.json", work);
+    cr_assert_eq(anm_test_write_file(
+                     pf_path,
+                     "{\"ders\":[{\"id\":\"wind18\",\"zone\":\"feeder33\",\"unit\":\"E_WIND-18\","
+                     "\"capacity_mw\":8,\"metered_signal_id\":44}],\"points\":["
+                     "{\"der\":\"wind18\",\"quantity\":\"metered_mw\",\"dc_column\":\"active_power_mw\","
+                     "\"min\":-1,\"max\":8.4}]}"),
+                 0);
+    snprintf(cfg_text, sizeof cfg_text,
+             "{\"proforma_file\":\"pf.json\",\"status_endpoint\":\"@tcp://127.0.0.1:*\","
+             "\"iec104\":{\"enabled\":false},"
+             "\"data_concentrator\":{\"enabled\":true,\"base_url\":\"https://localhost:%d\","
+             "\"username\":\"%s\",\"password_file\":\"password\",\"ca_file\":\"%s\","
+             "\"spool_dir\":\"service-spool\",\"perfmon_interval_s\":1,\"perfmon_20hz\":true,"
+             "\"min_interval_ms\":100,\"retry_after_ms\":300,\"timeout_ms\":5000}}",
+             https_port, USER, tls.ca_cert);
+    cr_assert_eq(anm_test_write_file(cfg_path, cfg_text), 0);
+    gateway_config cfg;
+    anm_error_detail d;
+    anm_error_detail_clear(&d);
+    cr_assert_eq(gateway_config_load(cfg_path, &cfg, &d), ANM_OK, "%s %s", d.path, d.message);
+    cr_assert(cfg.data_concentrator.perfmon_20hz);
+    anm_clock *clock = anm_clock_new_real();
+    gateway_service *svc = NULL;
+    cr_assert_eq(gateway_service_new(&cfg, clock, &svc, &d), ANM_OK, "%s: %s", d.path, d.message);
+
+    /* 20 samples 50 ms apart inside the current second (one file), 1.00, 1.25, ... MW */
+    int64_t now = anm_clock_now_ms(clock);
+    int64_t base = now - now % 1000;
+    char expected[4096] = "timestamp_utc,active_power_mw\r\n";
+    size_t len = strlen(expected);
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(gateway_service_apply_metered(svc, 44, base + 50 * i, 1.0 + 0.25 * i),
+                     ANM_OK);
+        char t[32];
+        anm_time_format_utc(base + 50 * i, t, sizeof t);
+        int w = snprintf(expected + len, sizeof expected - len, "%s,%.3f\r\n", t, 1.0 + 0.25 * i);
+        cr_assert(w > 0 && (size_t)w < sizeof expected - len);
+        len += (size_t)w;
+    }
+    char name[256] = "";
+    int64_t end = anm_monotonic_ns() + 10000000000LL;
+    while (name[0] == '\0' && anm_monotonic_ns() < end) {
+        (void)gateway_service_run_once(svc, 20);
+        find_stored("_20HZ_perfmonv1.csv", name, sizeof name);
+    }
+    cr_assert_neq(name[0], '\0', "the emulator stored no 20 Hz perfmon file");
+    gateway_dc_file_info info;
+    cr_assert_eq(gateway_dc_file_name_parse(name, &info, NULL), ANM_OK, "%s", name);
+    cr_expect_str_eq(info.unit, "E_WIND-18");
+    cr_expect_eq(info.kind, GATEWAY_DC_PERFMON_20HZ);
+    cr_expect_eq(info.utc_ms, base, "the file starts on the interval boundary");
+    cr_expect_eq(info.test, 0);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", store_dir, name);
+    char *text = anm_test_read_file(path, NULL);
+    cr_assert_not_null(text);
+    cr_expect_str_eq(text, expected, "a row per sample, at its measurement time");
+    free(text);
     gateway_service_destroy(&svc);
     anm_clock_destroy(&clock);
     gateway_config_free(&cfg);

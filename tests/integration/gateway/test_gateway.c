@@ -18,6 +18,7 @@
 #include "gateway/iec104_client.h"
 #include "gateway/iec104_server.h"
 #include "gateway/jws.h"
+#include "gateway/spool_log.h"
 #include "gateway/wa_client.h"
 #include "gateway/wa_messages.h"
 #include "gateway/wa_server.h"
@@ -584,6 +585,147 @@ Test(gateway, wider_access_redeclaration_out_and_instruction_to_bus, .timeout = 
     anm_bus_destroy(&bus);
     gateway_service_destroy(&svc);
     gateway_config_free(&cfg);
+    anm_clock_destroy(&clock);
+    gateway_wa_server_stop(&neso_server);
+    json_decref(inbox.messages);
+    gateway_jws_verifier_destroy(&trust_participant);
+    gateway_jws_signer_destroy(&neso);
+    wa_tls_destroy(&tls);
+    anm_test_rmtree(dir);
+    free(dir);
+}
+
+/* A gateway config with the Wider Access client to port, its queue in <dir>/wa-spool. */
+static void write_wa_config(wa_tls *tls, const char *cfg_path, int port)
+{
+    char k_ec[512], c_ec[512], c_neso[512], ca[512], text[8192];
+    snprintf(k_ec, sizeof k_ec, "%s", wa_tls_path(tls, "ec.key"));
+    snprintf(c_ec, sizeof c_ec, "%s", wa_tls_path(tls, "ec.pem"));
+    snprintf(c_neso, sizeof c_neso, "%s", wa_tls_path(tls, "neso.pem"));
+    snprintf(ca, sizeof ca, "%s", wa_tls_path(tls, "ca.pem"));
+    snprintf(text, sizeof text,
+             "{\"proforma_file\":\"pf.json\",\"status_endpoint\":\"@tcp://127.0.0.1:*\","
+             "\"iec104\":{\"enabled\":false},"
+             "\"wider_access\":{\"enabled\":true,\"sender\":\"anm-test\","
+             "\"signing_alg\":\"ES256\",\"signing_key_file\":\"%s\",\"signing_cert_file\":\"%s\","
+             "\"neso_cert_file\":\"%s\",\"base_url\":\"https://127.0.0.1:%d\",\"ca_file\":\"%s\","
+             "\"retry_ms\":100,\"max_attempts\":1,\"spool_dir\":\"wa-spool\"}}",
+             k_ec, c_ec, c_neso, port, ca);
+    cr_assert_eq(anm_test_write_file(cfg_path, text), 0);
+}
+
+Test(gateway, wider_access_queue_survives_a_restart_and_is_sent_in_order, .timeout = 60)
+{
+    wa_tls *tls = wa_tls_new();
+    cr_assert_not_null(tls);
+    anm_error_detail d;
+    anm_error_detail_clear(&d);
+    gateway_jws_signer *neso = NULL;
+    gateway_jws_signer_config sc = {GATEWAY_JWS_ES256, wa_tls_pem(tls, "neso.key"),
+                                    wa_tls_pem(tls, "neso.pem"), NULL, 1};
+    cr_assert_eq(gateway_jws_signer_new(&sc, &neso, &d), ANM_OK, "%s", d.message);
+    gateway_jws_verifier *trust_participant = gateway_jws_verifier_new();
+    cr_assert_eq(gateway_jws_verifier_add_cert(trust_participant, NULL, wa_tls_pem(tls, "ec.pem"),
+                                               &d),
+                 ANM_OK);
+    neso_inbox inbox = {.messages = json_array()};
+    pthread_mutex_init(&inbox.lock, NULL);
+    gateway_wa_server_config nc = {0};
+    nc.tls_key_pem = wa_tls_pem(tls, "server.key");
+    nc.tls_cert_pem = wa_tls_pem(tls, "server.pem");
+    nc.paths[GATEWAY_WA_REDECLARATION] = "/wa/v1/redeclaration";
+    nc.sender = "NESO";
+    nc.signer = neso;
+    nc.verifier = trust_participant;
+    nc.handler = neso_handler;
+    nc.user = &inbox;
+    /* a port nobody listens on: a NESO endpoint started and stopped again */
+    gateway_wa_server *neso_server = NULL;
+    cr_assert_eq(gateway_wa_server_start(&nc, &neso_server, &d), ANM_OK, "%s", d.message);
+    int dead_port = gateway_wa_server_port(neso_server);
+    gateway_wa_server_stop(&neso_server);
+
+    char *dir = anm_test_tmpdir("gw-wa-spool");
+    char pf_path[1024], cfg_path[1024], spool[1024];
+    snprintf(pf_path, sizeof pf_path, "%s/pf.json", dir);
+    snprintf(cfg_path, sizeof cfg_path, "%s/gw.json", dir);
+    snprintf(spool, sizeof spool, "%s/wa-spool", dir);
+    cr_assert_eq(anm_test_write_file(pf_path, proforma), 0);
+    write_wa_config(tls, cfg_path, dead_port);
+
+    /* run 1: two redeclarations (7 -> 4 MW, 4 -> 7 MW) that NESO cannot receive */
+    gateway_config cfg;
+    cr_assert_eq(gateway_config_load(cfg_path, &cfg, &d), ANM_OK, "%s %s", d.path, d.message);
+    anm_clock *clock = anm_clock_new_real();
+    gateway_service *svc = NULL;
+    cr_assert_eq(gateway_service_new(&cfg, clock, &svc, &d), ANM_OK, "%s: %s", d.path, d.message);
+    int64_t now = anm_clock_now_ms(clock);
+    for (int v = 1; v <= 3; v++) {
+        json_t *st = statement_version(now, v == 2 ? 4.0 : 1.0, v);
+        cr_assert_eq(gateway_service_apply_statement(svc, st, &d), ANM_OK, "%s", d.message);
+        json_decref(st);
+    }
+    json_t *status = NULL, *route = NULL;
+    for (int i = 0; i < 500; i++) { /* a send was tried and failed */
+        json_decref(status);
+        status = gateway_service_status(svc);
+        route = json_object_get(json_object_get(status, "routes"), "wider_access_client");
+        if (json_integer_value(json_object_get(route, "errors")) >= 1)
+            break;
+        (void)gateway_service_run_once(svc, 10);
+    }
+    cr_assert_geq(json_integer_value(json_object_get(route, "errors")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(route, "backlog")), 2);
+    json_decref(status);
+    status = NULL;
+    gateway_service_destroy(&svc);
+    gateway_config_free(&cfg);
+
+    /* on disk between the runs: both records, unacknowledged */
+    gateway_spool_log *log = NULL;
+    cr_assert_eq(gateway_spool_log_open(spool, 0, &log, &d), ANM_OK, "%s", d.message);
+    cr_assert_eq(gateway_spool_log_pending(log), 2);
+    gateway_spool_log_close(&log);
+
+    /* run 2: NESO is up; the queue from run 1 goes out first, in order */
+    cr_assert_eq(gateway_wa_server_start(&nc, &neso_server, &d), ANM_OK, "%s", d.message);
+    write_wa_config(tls, cfg_path, gateway_wa_server_port(neso_server));
+    cr_assert_eq(gateway_config_load(cfg_path, &cfg, &d), ANM_OK, "%s %s", d.path, d.message);
+    cr_assert_eq(gateway_service_new(&cfg, clock, &svc, &d), ANM_OK, "%s: %s", d.path, d.message);
+    int64_t end = anm_monotonic_ns() + 10000000000LL;
+    while (inbox_count(&inbox) < 2 && anm_monotonic_ns() < end)
+        (void)gateway_service_run_once(svc, 10);
+    cr_assert_eq(inbox_count(&inbox), 2, "NESO received %zu of the 2 queued redeclarations",
+                 inbox_count(&inbox));
+    const double mw[] = {4.0, 7.0};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *m = json_array_get(inbox.messages, i);
+        cr_assert_str_eq(json_string_value(json_object_get(m, "kind")), "redeclaration");
+        cr_assert_float_eq(json_number_value(json_object_get(m, "availability_mw")), mw[i], 1e-9,
+                           "message %zu", i);
+        cr_assert(strstr(json_string_value(json_object_get(m, "reason")),
+                         i == 0 ? "version 2" : "version 3") != NULL,
+                  "message %zu: %s", i, json_string_value(json_object_get(m, "reason")));
+    }
+    for (int i = 0; i < 200; i++) { /* the worker records the acks just after NESO's handler */
+        json_decref(status);
+        status = gateway_service_status(svc);
+        route = json_object_get(json_object_get(status, "routes"), "wider_access_client");
+        if (json_integer_value(json_object_get(route, "handed_over")) == 2)
+            break;
+        (void)gateway_service_run_once(svc, 10);
+    }
+    cr_assert_eq(json_integer_value(json_object_get(route, "handed_over")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(route, "backlog")), 0);
+    json_decref(status);
+    gateway_service_destroy(&svc);
+    gateway_config_free(&cfg);
+
+    /* acknowledged: trimmed, nothing to send at the next start */
+    cr_assert_eq(gateway_spool_log_open(spool, 0, &log, &d), ANM_OK, "%s", d.message);
+    cr_assert_eq(gateway_spool_log_pending(log), 0);
+    gateway_spool_log_close(&log);
+
     anm_clock_destroy(&clock);
     gateway_wa_server_stop(&neso_server);
     json_decref(inbox.messages);
