@@ -119,6 +119,8 @@ static int render_one(const char *tmpl, const gateway_mqtt_sample *s, char *out,
             put(&b, cell, strlen(cell));
         } else if (strcmp(name, "test") == 0) {
             put(&b, s->test ? "true" : "false", s->test ? 4 : 5);
+        } else if (strcmp(name, "topic") == 0) {
+            put_escaped(&b, s->topic ? s->topic : "", json);
         } else if (strcmp(name, "signal_id") == 0) {
             snprintf(cell, sizeof cell, "%lu", (unsigned long)s->signal_id);
             put(&b, cell, strlen(cell));
@@ -257,7 +259,7 @@ int gateway_mqtt_out_new(const gateway_mqtt_out_config *config, gateway_mqtt_out
         goto fail;
     /* check the templates once with a dummy sample */
     {
-        gateway_mqtt_sample probe = {"U", "q", 1, 0, 0.0, NULL, 0};
+        gateway_mqtt_sample probe = {.unit = "U", .quantity = "q", .signal_id = 1, .topic = "t"};
         char topic[TOPIC_MAX], payload[PAYLOAD_MAX];
         if (gateway_mqtt_render(o->topic_template, o->payload_template, &probe, topic, sizeof topic,
                                 payload, sizeof payload) != ANM_OK) {

@@ -69,7 +69,10 @@ static const char *or_null(const char *s)
 
 /* ---- MQTT --------------------------------------------------------------------------------- */
 
+#define GATEWAY_SERVICE_MQTT_DEFAULT_TOPIC "{topic}"
+
 typedef struct mqtt_item {
+    char topic[256]; /* the pro-forma point's mqtt_topic (at most 255 bytes, checked on load) */
     char unit[64];
     char quantity[32];
     char quality[16];
@@ -141,7 +144,8 @@ static void *mqtt_worker(void *arg)
         uint64_t failed = 0;
         for (size_t i = 0; i < n; i++) {
             const mqtt_item *it = &batch[i];
-            gateway_mqtt_sample s = {.unit = it->unit,
+            gateway_mqtt_sample s = {.topic = it->topic,
+                                     .unit = it->unit,
                                      .quantity = it->quantity,
                                      .signal_id = it->signal_id,
                                      .utc_ms = it->utc_ms,
@@ -217,7 +221,10 @@ static int mqtt_route_new(const gateway_mqtt_settings *c, mqtt_route **out,
     oc.connection.password_file = or_null(c->password_file);
     oc.connection.tls_version = c->tls_version;
     oc.connection.keepalive_s = (int)c->keepalive_s;
-    oc.topic_template = or_null(c->topic_template);
+    /* by default each point goes to the topic its pro-forma entry names */
+    oc.topic_template = c->topic_template != NULL && c->topic_template[0] != '\0'
+                            ? c->topic_template
+                            : GATEWAY_SERVICE_MQTT_DEFAULT_TOPIC;
     oc.payload_template = or_null(c->payload_template);
     oc.spool_dir = c->spool_dir;
     oc.max_inflight = (int)c->max_inflight;
@@ -806,6 +813,7 @@ void gateway__routes_values(gateway__routes *r, const gateway_export_value *valu
             continue; /* not on MQTT; no value: nothing to publish (quality only on IEC 104) */
         mqtt_item it;
         memset(&it, 0, sizeof it);
+        snprintf(it.topic, sizeof it.topic, "%s", v->point->mqtt_topic);
         snprintf(it.unit, sizeof it.unit, "%s", unit_of(r, v->point));
         snprintf(it.quantity, sizeof it.quantity, "%s",
                  gateway_quantity_name((gateway_quantity)v->point->quantity));

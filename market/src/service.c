@@ -1403,6 +1403,97 @@ static void publish_batch(service *s)
 
 enum { MAX_FRAMES = 4 };
 
+/* The topic of one line of a batch: the value of its "kind" member. */
+static int line_kind(const char *line, size_t size, const char **kind, size_t *kind_size)
+{
+    static const char key[] = "\"kind\"";
+    const char *end = line + size;
+    for (const char *p = line; p + sizeof key - 1 <= end; p++) {
+        if (memcmp(p, key, sizeof key - 1) != 0)
+            continue;
+        p += sizeof key - 1;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ':'))
+            p++;
+        if (p >= end || *p != '"')
+            return -1;
+        const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
+        if (q == NULL)
+            return -1;
+        *kind = p + 1;
+        *kind_size = (size_t)(q - p - 1);
+        return 0;
+    }
+    return -1;
+}
+
+/*
+ * `[batch][body]`: each non-empty line of the body is one request, handled
+ * exactly as if it came alone; the answers are joined, one per line in
+ * request order, into a single reply frame.
+ */
+static int handle_batch(service *s, const void *route, size_t route_size, uint32_t participant,
+                        const char *body, size_t body_size)
+{
+    size_t lines = 0;
+    for (size_t i = 0; i < body_size; i++)
+        lines += body[i] == '\n';
+    if (lines + 1 > MARKET_PROTOCOL_MAX_BATCH && body_size > 0) {
+        size_t real = 0;
+        for (size_t i = 0, start = 0; i <= body_size; i++)
+            if (i == body_size || body[i] == '\n') {
+                real += i > start;
+                start = i + 1;
+            }
+        if (real > MARKET_PROTOCOL_MAX_BATCH)
+            return write_reject(s, route, route_size, NULL, "bad_batch", MARKET_REJECT_MALFORMED,
+                                "a batch holds at most 256 requests");
+    }
+    size_t first = s->n_replies;
+    int rc = ANM_OK;
+    for (size_t i = 0, start = 0; rc == ANM_OK && i <= body_size; i++) {
+        if (i < body_size && body[i] != '\n')
+            continue;
+        const char *line = body + start;
+        size_t size = i - start;
+        start = i + 1;
+        if (size == 0)
+            continue;
+        const char *kind = MARKET_PROTOCOL_BATCH_TOPIC;
+        size_t kind_size = sizeof MARKET_PROTOCOL_BATCH_TOPIC - 1;
+        (void)line_kind(line, size, &kind, &kind_size);
+        rc = handle_request(s, route, route_size, participant, kind, kind_size, line, size);
+    }
+    if (rc != ANM_OK)
+        return rc;
+    if (s->n_replies == first)
+        return write_reject(s, route, route_size, NULL, "bad_batch", MARKET_REJECT_MALFORMED,
+                            "an empty batch");
+    /* join the answers into one reply: route, then the bodies separated by newlines */
+    size_t total = route_size;
+    for (size_t k = first; k < s->n_replies; k++)
+        total += s->replies[k].body_size + 1;
+    if (text_reserve(s, total) == NULL)
+        return ANM_ENOMEM;
+    size_t at = s->text_size;
+    char *p = s->text + at;
+    memcpy(p, route, route_size);
+    size_t used = route_size;
+    for (size_t k = first; k < s->n_replies; k++) {
+        if (k > first)
+            p[used++] = '\n';
+        memcpy(p + used, s->text + s->replies[k].body_at, s->replies[k].body_size);
+        used += s->replies[k].body_size;
+    }
+    s->text_size += used;
+    s->n_replies = first + 1;
+    reply *r = &s->replies[first];
+    r->route_at = at;
+    r->route_size = route_size;
+    r->body_at = at + route_size;
+    r->body_size = used - route_size;
+    return ANM_OK;
+}
+
 static int take_snapshot(service *s, anm_error_detail *detail);
 
 static int on_router(anm_reactor *reactor, anm_socket *socket, void *arg)
@@ -1445,6 +1536,11 @@ static int on_router(anm_reactor *reactor, anm_socket *socket, void *arg)
             rc = write_reject(s, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), NULL,
                               "bad_envelope", MARKET_REJECT_MALFORMED,
                               "expected [topic][body] (two frames)");
+        } else if (zmq_msg_size(&frames[1]) == sizeof MARKET_PROTOCOL_BATCH_TOPIC - 1 &&
+                   memcmp(zmq_msg_data(&frames[1]), MARKET_PROTOCOL_BATCH_TOPIC,
+                          sizeof MARKET_PROTOCOL_BATCH_TOPIC - 1) == 0) {
+            rc = handle_batch(s, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), participant,
+                              zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]));
         } else {
             rc = handle_request(s, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
                                 participant, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]),

@@ -6,6 +6,7 @@
  */
 #include "market/auction.h"
 #include "market/market.h"
+#include "market/protocol.h"
 #include "market/service.h"
 
 #include "engine/cli.h"
@@ -31,7 +32,7 @@ static int bench_client(int argc, char **argv)
 {
     const char *endpoint = NULL, *key_path = NULL, *server_public = NULL, *zone = NULL,
                *der = NULL, *period = NULL;
-    long connections = 4, window = 256, orders = 200000, id_base = 1;
+    long connections = 4, window = 256, orders = 200000, id_base = 1, batch = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
         if (strcmp(o, "--router") == 0) endpoint = v;
@@ -43,12 +44,15 @@ static int bench_client(int argc, char **argv)
         else if (strcmp(o, "--connections") == 0 && anm_parse_long(v, 1, MAX_CONNECTIONS, &connections) == 0) {}
         else if (strcmp(o, "--window") == 0 && anm_parse_long(v, 1, 100000, &window) == 0) {}
         else if (strcmp(o, "--orders") == 0 && anm_parse_long(v, 1, 100000000, &orders) == 0) {}
+        else if (strcmp(o, "--batch") == 0 && anm_parse_long(v, 1, MARKET_PROTOCOL_MAX_BATCH, &batch) == 0) {}
         else if (strcmp(o, "--id-base") == 0 && anm_parse_long(v, 1, 1L << 50, &id_base) == 0) {}
         else return anm_cli_usage_error("anm-market", "bench client: bad option '%s %s'", o, v);
     }
     if (!endpoint || !key_path || !server_public || !zone || !der || !period)
         return anm_cli_usage_error("anm-market", "bench client: --router --key --server-public "
                                                  "--zone --der --period are required");
+    if (batch > window)
+        return anm_cli_usage_error("anm-market", "bench client: --batch exceeds --window");
     char pub[41], sec[41];
     if (market_keyfile_read(key_path, pub, sec) != ANM_OK)
         return anm_cli_fail("anm-market", "could not read key file \"%s\"", key_path);
@@ -70,22 +74,44 @@ static int bench_client(int argc, char **argv)
     int64_t *latency = calloc((size_t)orders, sizeof *latency);
     long next = 0, acked = 0, rejected = 0, outstanding[MAX_CONNECTIONS] = {0};
     int64_t start = anm_monotonic_ns();
-    char body[512], reply[2048];
+    /* a batch's body: up to MARKET_PROTOCOL_MAX_BATCH lines of ~250 bytes */
+    size_t body_cap = (size_t)batch * 512;
+    char *body = malloc(body_cap);
+    char *reply = malloc(body_cap * 2 + 2048);
+    size_t reply_cap = body_cap * 2 + 2048;
+    if (sent == NULL || latency == NULL || body == NULL || reply == NULL)
+        return anm_cli_fail("anm-market", "out of memory");
     while (acked < orders) {
         for (long c = 0; c < connections; c++) {
-            while (outstanding[c] < window && next < orders) {
-                int n = snprintf(body, sizeof body,
-                                 "{\"v\":1,\"kind\":\"order.submit\",\"request_id\":%ld,"
-                                 "\"client_order_id\":%ld,\"zone\":\"%s\",\"period_start\":\"%s\","
-                                 "\"der\":\"%s\",\"side\":\"offer\",\"price\":%ld.%02ld,"
-                                 "\"quantity_mw\":0.5}",
-                                 next, id_base + next, zone, period, der, 40 + next % 20,
-                                 next % 100);
-                zmq_send(sockets[c], "order.submit", 12, ZMQ_SNDMORE);
-                sent[next] = anm_monotonic_ns();
-                zmq_send(sockets[c], body, (size_t)n, 0);
-                next++;
-                outstanding[c]++;
+            /* offered load: at most `window` requests in flight per connection, sent
+             * `batch` to a message (one [batch][lines] message when batch > 1) */
+            while (next < orders && window - outstanding[c] >= (batch < orders - next ? batch : orders - next)) {
+                long count = batch < orders - next ? batch : orders - next;
+                size_t used = 0;
+                for (long k = 0; k < count; k++) {
+                    long i = next + k;
+                    int n = snprintf(body + used, body_cap - used,
+                                     "%s{\"v\":1,\"kind\":\"order.submit\",\"request_id\":%ld,"
+                                     "\"client_order_id\":%ld,\"zone\":\"%s\",\"period_start\":\"%s\","
+                                     "\"der\":\"%s\",\"side\":\"offer\",\"price\":%ld.%02ld,"
+                                     "\"quantity_mw\":0.5}",
+                                     k ? "\n" : "", i, id_base + i, zone, period, der, 40 + i % 20,
+                                     i % 100);
+                    if (n < 0 || (size_t)n >= body_cap - used)
+                        return anm_cli_fail("anm-market", "bench client: request too long");
+                    used += (size_t)n;
+                }
+                if (batch > 1)
+                    zmq_send(sockets[c], MARKET_PROTOCOL_BATCH_TOPIC,
+                             sizeof MARKET_PROTOCOL_BATCH_TOPIC - 1, ZMQ_SNDMORE);
+                else
+                    zmq_send(sockets[c], "order.submit", 12, ZMQ_SNDMORE);
+                int64_t now = anm_monotonic_ns();
+                for (long k = 0; k < count; k++)
+                    sent[next + k] = now;
+                zmq_send(sockets[c], body, used, 0);
+                next += count;
+                outstanding[c] += count;
             }
         }
         zmq_pollitem_t items[MAX_CONNECTIONS];
@@ -96,32 +122,41 @@ static int bench_client(int argc, char **argv)
                                 orders);
         for (long c = 0; c < connections; c++) {
             for (;;) {
-                int n = zmq_recv(sockets[c], reply, sizeof reply - 1, ZMQ_DONTWAIT);
+                int n = zmq_recv(sockets[c], reply, reply_cap - 1, ZMQ_DONTWAIT);
                 if (n < 0)
                     break;
-                reply[n < (int)sizeof reply - 1 ? n : (int)sizeof reply - 1] = '\0';
-                const char *id = strstr(reply, "\"request_id\":");
-                long index = id ? strtol(id + 13, NULL, 10) : -1;
-                if (strstr(reply, "order.reject") && rejected++ == 0)
-                    fprintf(stderr, "first reject: %s\n", reply);
-                if (index >= 0 && index < orders)
-                    latency[acked] = anm_monotonic_ns() - sent[index];
-                acked++;
-                outstanding[c]--;
+                int64_t now = anm_monotonic_ns();
+                reply[n < (int)reply_cap - 1 ? n : (int)reply_cap - 1] = '\0';
+                for (char *line = reply; line != NULL && *line != '\0';) {
+                    char *end = strchr(line, '\n');
+                    if (end != NULL)
+                        *end = '\0';
+                    const char *id = strstr(line, "\"request_id\":");
+                    long index = id ? strtol(id + 13, NULL, 10) : -1;
+                    if (strstr(line, "order.reject") && rejected++ == 0)
+                        fprintf(stderr, "first reject: %s\n", line);
+                    if (index >= 0 && index < orders && acked < orders)
+                        latency[acked] = now - sent[index];
+                    acked++;
+                    outstanding[c]--;
+                    line = end ? end + 1 : NULL;
+                }
             }
         }
     }
     double seconds = (double)(anm_monotonic_ns() - start) / 1e9;
     qsort(latency, (size_t)orders, sizeof *latency, cmp_i64);
-    printf("orders=%ld rejected=%ld seconds=%.3f orders_per_s=%.0f ack_p50_us=%.1f "
+    printf("orders=%ld batch=%ld rejected=%ld seconds=%.3f orders_per_s=%.0f ack_p50_us=%.1f "
            "ack_p99_us=%.1f\n",
-           orders, rejected, seconds, (double)orders / seconds,
+           orders, batch, rejected, seconds, (double)orders / seconds,
            (double)latency[orders / 2] / 1e3, (double)latency[(orders * 99) / 100] / 1e3);
     for (long c = 0; c < connections; c++)
         zmq_close(sockets[c]);
     zmq_ctx_term(ctx);
     free(sent);
     free(latency);
+    free(body);
+    free(reply);
     return rejected ? ANM_EXIT_FAILURE : ANM_EXIT_OK;
 }
 

@@ -1,6 +1,7 @@
 /* journal.c: segment files of length-prefixed, CRC-checked records (see journal.h). */
 #include "ingest/journal.h"
 
+#include "engine/clock.h"
 #include "engine/log.h"
 #include "engine/telemetry_frame.h"
 
@@ -28,6 +29,11 @@ struct ingest_journal {
     int fd;                /* the last segment, open for appending */
     uint64_t fd_start;
     _Atomic uint64_t appended, durable, committed;
+    /* fdatasync latency (appender thread only): a histogram over the
+       journal's life and the maximum of the current one-second window */
+    uint64_t sync_hist[6]; /* <1, <10, <100, <1000, <3000, >=3000 ms */
+    int64_t window_start_ns, window_max_ns;
+    uint64_t window_syncs;
 };
 
 struct ingest_journal_reader {
@@ -241,6 +247,7 @@ int ingest_journal_open(const ingest_journal_options *options, uint64_t committe
     if (!j)
         return ANM_ENOMEM;
     j->fd = -1;
+    j->window_start_ns = anm_monotonic_ns();
     pthread_mutex_init(&j->lock, NULL);
     j->segment_bytes = options->segment_bytes ? options->segment_bytes : 64u << 20;
     j->max_bytes = options->max_bytes ? options->max_bytes : (uint64_t)1 << 30;
@@ -366,6 +373,12 @@ void ingest_journal_close(ingest_journal **journal)
         (void)fdatasync(j->fd);
         close(j->fd);
     }
+    uint64_t *h = j->sync_hist;
+    if (h[0] + h[1] + h[2] + h[3] + h[4] + h[5] > 0)
+        anm_log_info(COMPONENT,
+                     "fdatasync latency: <1 ms %" PRIu64 ", 1-10 ms %" PRIu64 ", 10-100 ms %" PRIu64
+                     ", 0.1-1 s %" PRIu64 ", 1-3 s %" PRIu64 ", >=3 s %" PRIu64,
+                     h[0], h[1], h[2], h[3], h[4], h[5]);
     pthread_mutex_destroy(&j->lock);
     free(j->starts);
     free(j->dir);
@@ -426,15 +439,40 @@ int ingest_journal_append(ingest_journal *j, const void *payload, size_t size, u
     return ANM_OK;
 }
 
+/* Records one fdatasync's duration; logs the window's maximum once a second. */
+static void note_sync(ingest_journal *j, int64_t t0, int64_t t1)
+{
+    int64_t d = t1 - t0, ms = d / 1000000;
+    size_t b = ms < 1 ? 0 : ms < 10 ? 1 : ms < 100 ? 2 : ms < 1000 ? 3 : ms < 3000 ? 4 : 5;
+    j->sync_hist[b]++;
+    if (d > j->window_max_ns)
+        j->window_max_ns = d;
+    j->window_syncs++;
+    if (t1 - j->window_start_ns < 1000000000)
+        return;
+    double max_ms = (double)j->window_max_ns / 1e6;
+    if (max_ms >= 100.0)
+        anm_log_info(COMPONENT, "fdatasync: %" PRIu64 " syncs in %.1f s, max %.0f ms",
+                     j->window_syncs, (double)(t1 - j->window_start_ns) / 1e9, max_ms);
+    else
+        anm_log_debug(COMPONENT, "fdatasync: %" PRIu64 " syncs in %.1f s, max %.1f ms",
+                      j->window_syncs, (double)(t1 - j->window_start_ns) / 1e9, max_ms);
+    j->window_start_ns = t1;
+    j->window_max_ns = 0;
+    j->window_syncs = 0;
+}
+
 int ingest_journal_sync(ingest_journal *j)
 {
     uint64_t appended = atomic_load(&j->appended);
     if (appended == atomic_load(&j->durable))
         return ANM_OK;
+    int64_t t0 = anm_monotonic_ns();
     if (fdatasync(j->fd) != 0) {
         anm_log_error(COMPONENT, "could not sync journal: %s", strerror(errno));
         return ANM_EIO;
     }
+    note_sync(j, t0, anm_monotonic_ns());
     atomic_store(&j->durable, appended);
     return ANM_OK;
 }

@@ -493,6 +493,7 @@ static int writer_prepare(ingest_service *s, writer_state *w)
 static int writer_commit_once(ingest_service *s, writer_state *w)
 {
     anm_db *db = s->db;
+    int64_t t_begin = anm_monotonic_ns(), t_copy = 0, t_latest = 0;
     int rc = anm_db_begin(db);
     if (rc != ANM_OK)
         return rc;
@@ -511,6 +512,7 @@ static int writer_commit_once(ingest_service *s, writer_state *w)
         (rc = anm_db_copy_in(db, "COPY telemetry (signal_key, quality, time, value) FROM STDIN (FORMAT binary)",
                              w->copy, &rows)) != ANM_OK)
         goto fail;
+    t_copy = anm_monotonic_ns();
     /* one row per signal: the newest sample since the last upsert, unless a newer one is stored */
     const char *lp[4] = {w->keys.data, w->qualities.data, w->times.data, w->values.data};
     if (w->flush_latest && w->n_dirty > 0)
@@ -524,6 +526,7 @@ static int writer_commit_once(ingest_service *s, writer_state *w)
                      4, lp, NULL, NULL);
     if (rc != ANM_OK)
         goto fail;
+    t_latest = anm_monotonic_ns();
     char pos[32], latest_pos[32];
     snprintf(pos, sizeof pos, "%" PRIu64, w->end);
     snprintf(latest_pos, sizeof latest_pos, "%" PRIu64, w->flush_latest ? w->end : w->latest_position);
@@ -560,9 +563,17 @@ static int writer_commit_once(ingest_service *s, writer_state *w)
         if (rc != ANM_OK)
             goto fail;
     }
+    int64_t t_pre_commit = anm_monotonic_ns();
     rc = anm_db_commit(db);
     if (rc != ANM_OK)
         goto fail;
+    int64_t t_end = anm_monotonic_ns();
+    if (t_end - t_begin >= 300000000) /* a stall: say which statement took the time */
+        anm_log_info(COMPONENT,
+                     "slow store of %zu rows: %.0f ms (copy %.0f, latest %.0f, rest %.0f, commit %.0f)",
+                     w->n_rows, (double)(t_end - t_begin) / 1e6, (double)(t_copy - t_begin) / 1e6,
+                     (double)(t_latest - t_copy) / 1e6, (double)(t_pre_commit - t_latest) / 1e6,
+                     (double)(t_end - t_pre_commit) / 1e6);
     return ANM_OK;
 fail:
     (void)anm_db_rollback(db);

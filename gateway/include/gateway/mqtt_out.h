@@ -16,7 +16,8 @@
  *
  * Templates: placeholders in braces, replaced per sample:
  *   {unit} {quantity} {timestamp} (ISO 8601 UTC, ms) {utc_ms} {value}
- *   {quality} {test} (true/false) {signal_id}
+ *   {quality} {test} (true/false) {signal_id} {topic} (the sample's own topic:
+ *   the pro-forma point's mqtt_topic when the gateway service publishes)
  * In the payload the string placeholders are JSON-escaped (the template is
  * JSON). Defaults: topic "anm/{unit}/{quantity}", payload
  * GATEWAY_MQTT_DEFAULT_PAYLOAD.
@@ -79,6 +80,7 @@ typedef struct gateway_mqtt_sample {
     double value;         /* finite */
     const char *quality;  /* NULL: "good"; out-of-limits values carry e.g. "out_of_range" */
     int test;             /* commissioning: test flag */
+    const char *topic;    /* for {topic}: e.g. the pro-forma point's mqtt_topic; NULL: "" */
 } gateway_mqtt_sample;
 
 /*

@@ -22,6 +22,11 @@
 #define MARKET_PROTOCOL_VERSION 1
 #define MARKET_PROTOCOL_MAX_BYTES 4096           /* order requests */
 #define MARKET_PROTOCOL_MAX_STATEMENT_BYTES (8u << 20) /* market.statement */
+/* Optional batching (docs/market-protocol.md, "Batches"): a DEALER may send
+ * `[batch][body]` whose body is up to MARKET_PROTOCOL_MAX_BATCH request bodies,
+ * one per line; the answer is one frame with one answer per line, in order. */
+#define MARKET_PROTOCOL_BATCH_TOPIC "batch"
+#define MARKET_PROTOCOL_MAX_BATCH 256
 
 typedef enum market_request_kind {
     MARKET_REQ_SUBMIT = 0,    /* order.submit */

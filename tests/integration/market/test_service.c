@@ -797,3 +797,45 @@ Test(market_service, auctions_are_stored_once_under_their_journal_position, .tim
     free(books_a);
     free(books_b);
 }
+
+Test(market_service, batch_answers_each_request_in_order)
+{
+    start("process");
+    void *a = client(fx.keys, "gen-a");
+    char *one = submit_body(31, "solar33", "offer", "40.00", "0.5", PERIOD);
+    char *two = submit_body(32, "solar33", "offer", "99999999", "0.5", PERIOD); /* above ceiling */
+    char *batch = NULL;
+    cr_assert_geq(asprintf(&batch, "%s\n%s\n{\"v\":1,\"kind\":\"order.query\"}\n", one, two), 0);
+    char *answer = ask_raw(a, "batch", batch, strlen(batch), 10000);
+    cr_assert_not_null(answer);
+    /* three answers, one per line, in request order */
+    char *second = strchr(answer, '\n');
+    cr_assert_not_null(second, "%s", answer);
+    *second++ = '\0';
+    char *third = strchr(second, '\n');
+    cr_assert_not_null(third, "%s", second);
+    *third++ = '\0';
+    cr_assert_null(strchr(third, '\n'));
+    json_t *j1 = json_loads(answer, 0, NULL), *j2 = json_loads(second, 0, NULL),
+           *j3 = json_loads(third, 0, NULL);
+    cr_assert(j1 && j2 && j3);
+    cr_assert_str_eq(str(j1, "kind"), "order.ack");
+    cr_assert_eq(num(j1, "client_order_id"), 31);
+    cr_assert_str_eq(str(j2, "kind"), "order.reject");
+    cr_assert_eq(num(j2, "request_id"), 32);
+    cr_assert_str_eq(str(j3, "kind"), "order.list");
+    cr_assert_eq(json_array_size(json_object_get(j3, "orders")), 1);
+    json_decref(j1);
+    json_decref(j2);
+    json_decref(j3);
+    free(answer);
+    /* the accepted order of the batch is journaled like any other: replay sees it */
+    char *all = query_all(a);
+    cr_assert_neq(strstr(all, "\"client_order_id\":31"), NULL, "%s", all);
+    free(all);
+    /* an empty batch is one reject */
+    expect_reject(a, "batch", "\n\n", 2, "bad_batch", "an empty batch");
+    free(one);
+    free(two);
+    free(batch);
+}

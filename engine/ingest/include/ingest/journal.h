@@ -23,6 +23,10 @@
  * max_bytes; open truncates a torn or corrupt tail (it was never synced,
  * hence never acknowledged), logging what it dropped.
  *
+ * Diagnostics: sync times each fdatasync; a second whose slowest took
+ * >= 100 ms is logged at info (others at debug), and close logs the latency
+ * histogram (docs/ingest.md "Diagnostics").
+ *
  * Threads: one appender thread (append, sync) and any number of readers;
  * set_committed and the position getters are thread-safe.
  */
