@@ -790,7 +790,7 @@ Test(gateway, mqtt_route_publishes_exported_values_to_a_tls_broker, .timeout = 6
                      "{\"ders\":[{\"id\":\"wind18\",\"zone\":\"feeder33\",\"unit\":\"WIND18\","
                      "\"capacity_mw\":8}],\"points\":["
                      "{\"der\":\"wind18\",\"quantity\":\"availability_mw\",\"iec104\":{\"ioa\":1002},"
-                     "\"mqtt_topic\":\"anm/WIND18/availability_mw\",\"min\":0,\"max\":8},"
+                     "\"mqtt_topic\":\"anm/site-7/wind18-availability\",\"min\":0,\"max\":8},"
                      "{\"der\":\"wind18\",\"quantity\":\"pcf\",\"iec104\":{\"ioa\":1003},"
                      "\"min\":0,\"max\":1}]}"),
                  0);
@@ -832,7 +832,7 @@ Test(gateway, mqtt_route_publishes_exported_values_to_a_tls_broker, .timeout = 6
         mosquitto_loop(sub, 5, 1);
     }
     cr_assert_eq(got.count, 1, "one point has an mqtt_topic");
-    cr_assert_str_eq(got.topic[0], "anm/WIND18/availability_mw");
+    cr_assert_str_eq(got.topic[0], "anm/site-7/wind18-availability"); /* the pro-forma topic */
     json_error_t je;
     json_t *payload = json_loads(got.payload[0], 0, &je);
     cr_assert_not_null(payload, "%s", got.payload[0]);
