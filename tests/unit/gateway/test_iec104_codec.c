@@ -575,7 +575,7 @@ Test(iec104_asdu, malformed_asdus_are_rejected_with_reason)
 
 Test(iec104_asdu, unknown_type_is_distinct_and_mirrors_to_cot_44)
 {
-    /* type 45 (C_SC_NA_1, single command) is not implemented: ENOTFOUND, header kept */
+    /* type 45 (C_SC_NA_1, single command) is outside the supported set (PROTOCOLS.md): ENOTFOUND, header kept */
     static const uint8_t single_command[] = {0x2D, 0x01, 0x06, 0x05, 0x0A, 0x00,
                                              0x10, 0x27, 0x00, 0x01};
     static gateway_iec104_asdu asdu;
