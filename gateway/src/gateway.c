@@ -178,7 +178,7 @@ static const anm_config_entry mqtt_entries[] = {
      .help = "minimum TLS version: tlsv1.2 or tlsv1.3"},
     {.name = "keepalive_s", .type = ANM_CONFIG_INT, .offset = MQ(keepalive_s, long),
      .int_min = 5, .int_max = 3600, .default_int = 30, .help = "MQTT keepalive (s)"},
-    MQ_STR(topic_template, "", "topic template (empty: anm/{unit}/{quantity})"),
+    MQ_STR(topic_template, "", "topic template (empty: {topic}, the pro-forma mqtt_topic)"),
     MQ_STR(payload_template, "", "payload template (empty: the documented JSON)"),
     MQ_STR(spool_dir, "", "durable spool directory (required)"),
     {.name = "max_inflight", .type = ANM_CONFIG_INT, .offset = MQ(max_inflight, long),

@@ -1,6 +1,8 @@
 /* pg_harness.c: PostgreSQL clusters for integration tests, through scripts/pg. */
 #include "pg_harness.h"
 
+#include "engine/clock.h"
+#include "engine/error.h"
 #include "engine/db.h"
 #include "testlib.h"
 
@@ -190,4 +192,28 @@ int anm_pg_test_database(char *conninfo, size_t size)
     /* a keyword repeated in a conninfo string: the last one wins */
     n = snprintf(conninfo, size, "%s dbname=%s", base, name);
     return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+long long anm_pg_query_count(const char *conninfo, const char *sql)
+{
+    anm_db *db = NULL;
+    anm_db_result *r = NULL;
+    long long v = -1;
+    anm_db_options o = {.max_attempts = 1};
+    if (anm_db_connect(conninfo, &o, &db) == ANM_OK &&
+        anm_db_exec(db, sql, 0, NULL, &r, NULL) == ANM_OK && anm_db_result_rows(r) == 1)
+        v = strtoll(anm_db_result_value(r, 0, 0), NULL, 10);
+    anm_db_result_destroy(&r);
+    anm_db_destroy(&db);
+    return v;
+}
+
+long long anm_pg_wait_count(const char *conninfo, const char *sql, long long want,
+                            long timeout_ms)
+{
+    int64_t deadline = anm_monotonic_ns() + timeout_ms * 1000000L;
+    long long v;
+    while ((v = anm_pg_query_count(conninfo, sql)) != want && anm_monotonic_ns() < deadline)
+        anm_test_sleep_ms(50);
+    return v;
 }

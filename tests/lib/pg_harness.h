@@ -42,4 +42,14 @@ void anm_pg_cluster_destroy(anm_pg_cluster **c);
  */
 int anm_pg_test_database(char *conninfo, size_t size);
 
+/*
+ * The first column of the one row sql returns, as a number, on a fresh
+ * connection to conninfo; -1 if the query fails or returns no single row.
+ */
+long long anm_pg_query_count(const char *conninfo, const char *sql);
+
+/* Polls anm_pg_query_count until it equals want or timeout_ms passes; returns the last value. */
+long long anm_pg_wait_count(const char *conninfo, const char *sql, long long want,
+                            long timeout_ms);
+
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *anm_test_source_dir(void)
@@ -178,4 +179,65 @@ int anm_test_write_file(const char *path, const char *text)
     if (fclose(f) != 0)
         rc = -1;
     return rc;
+}
+
+char **anm_test_argv_dup(const char *const argv[])
+{
+    size_t n = 0;
+    while (argv[n] != NULL)
+        n++;
+    char **copy = calloc(n + 1, sizeof *copy);
+    if (copy == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = strdup(argv[i]);
+        if (copy[i] == NULL) {
+            anm_test_argv_free(copy);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
+void anm_test_argv_free(char **argv)
+{
+    if (argv == NULL)
+        return;
+    for (size_t i = 0; argv[i] != NULL; i++)
+        free(argv[i]);
+    free(argv);
+}
+
+int anm_test_run_args(const char *const argv[], char **out, char **err)
+{
+    char **copy = anm_test_argv_dup(argv);
+    if (copy == NULL)
+        return -1;
+    int status = anm_test_run(copy, out, err);
+    anm_test_argv_free(copy);
+    return status;
+}
+
+void anm_test_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+char *anm_test_wait_for_file(const char *path, pid_t pid, long timeout_ms, int *exited)
+{
+    *exited = 0;
+    for (long waited = 0; waited <= timeout_ms; waited += 5) {
+        char *text = anm_test_read_file(path, NULL);
+        if (text != NULL)
+            return text;
+        int status;
+        if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid) {
+            *exited = 1;
+            return NULL;
+        }
+        anm_test_sleep_ms(5);
+    }
+    return NULL;
 }

@@ -35,28 +35,15 @@ static const char openssl_config[] =
     "extendedKeyUsage = serverAuth,clientAuth\n"
     "subjectAltName = IP:127.0.0.1,DNS:localhost\n";
 
-/* Runs args (NULL-terminated) with copies, since anm_test_run takes char *const[]. */
+/* Runs args (NULL-terminated), logging a failure with its stderr. */
 static int run(const char *const *args)
 {
-    char *argv[32];
-    size_t n = 0;
-    int status = -1;
-    while (args[n] != NULL && n < 31) {
-        argv[n] = strdup(args[n]);
-        if (argv[n] == NULL)
-            goto free_argv;
-        n++;
-    }
-    argv[n] = NULL;
     char *err = NULL;
-    status = anm_test_run(argv, NULL, &err);
+    int status = anm_test_run_args(args, NULL, &err);
     if (status != 0)
         fprintf(stderr, "wa_tls: %s %s failed (%d): %s\n", args[0], args[1], status,
                 err ? err : "");
     free(err);
-free_argv:
-    for (size_t i = 0; i < n; i++)
-        free(argv[i]);
     return status;
 }
 

@@ -27,20 +27,6 @@ static anm_db *fresh_db(char *conninfo, size_t size)
     return db;
 }
 
-/* anm_test_run over string literals (-Wwrite-strings makes them const). */
-static int run(const char *const argv[], char **out, char **err)
-{
-    char *copy[16];
-    size_t n = 0;
-    for (; argv[n] != NULL && n < 15; n++)
-        copy[n] = strdup(argv[n]);
-    copy[n] = NULL;
-    int status = anm_test_run(copy, out, err);
-    for (size_t i = 0; i < n; i++)
-        free(copy[i]);
-    return status;
-}
-
 static char *sql_dir(char *buf, size_t size)
 {
     return anm_test_source_path(buf, size, "sql");
@@ -196,7 +182,7 @@ Test(db, cli_migrate_and_status)
     char *out = NULL, *err = NULL;
 
     const char *const status_argv[] = {anm, "db", "status", "--conninfo", conninfo, "--sql-dir", dir, NULL};
-    cr_assert_eq(run(status_argv, &out, &err), 0, "%s", err);
+    cr_assert_eq(anm_test_run_args(status_argv, &out, &err), 0, "%s", err);
     cr_expect(strstr(out, "version  name                     state    applied_at\n") == out, "%s", out);
     cr_expect_not_null(strstr(out, "\n0001     registry                 pending  -\n"), "%s", out);
     cr_expect_not_null(strstr(out, "\n0002     telemetry                pending  -\n"), "%s", out);
@@ -204,16 +190,16 @@ Test(db, cli_migrate_and_status)
     free(err);
 
     const char *const migrate_argv[] = {anm, "db", "migrate", "--conninfo", conninfo, "--sql-dir", dir, NULL};
-    cr_assert_eq(run(migrate_argv, &out, &err), 0, "%s", err);
+    cr_assert_eq(anm_test_run_args(migrate_argv, &out, &err), 0, "%s", err);
     cr_expect(strstr(out, "applied 0001_registry.sql\napplied 0002_telemetry.sql\n") == out, "%s", out);
     free(out);
     free(err);
-    cr_assert_eq(run(migrate_argv, &out, &err), 0, "%s", err);
+    cr_assert_eq(anm_test_run_args(migrate_argv, &out, &err), 0, "%s", err);
     cr_expect_str_eq(out, "database is up to date\n");
     free(out);
     free(err);
 
-    cr_assert_eq(run(status_argv, &out, &err), 0, "%s", err);
+    cr_assert_eq(anm_test_run_args(status_argv, &out, &err), 0, "%s", err);
     cr_expect_not_null(strstr(out, "\n0001     registry                 applied  20"), "%s", out);
     cr_expect_null(strstr(out, "pending"), "%s", out);
     free(out);
@@ -222,7 +208,7 @@ Test(db, cli_migrate_and_status)
     /* no connection string at all: a usage error naming the fix */
     const char *const bare_argv[] = {anm, "db", "status", NULL};
     unsetenv(ANM_DB_CONNINFO_ENV);
-    cr_expect_eq(run(bare_argv, &out, &err), 2);
+    cr_expect_eq(anm_test_run_args(bare_argv, &out, &err), 2);
     cr_expect_not_null(strstr(err, "no database: pass --conninfo or set ANM_DB_CONNINFO"), "%s", err);
     free(out);
     free(err);
@@ -407,7 +393,7 @@ Test(db, registry_load_upserts_by_id)
 
     char *out = NULL, *errs = NULL;
     const char *const argv[] = {anm, "db", "load", zone_file, "--conninfo", conninfo, NULL};
-    cr_assert_eq(run(argv, &out, &errs), 0, "%s", errs);
+    cr_assert_eq(anm_test_run_args(argv, &out, &errs), 0, "%s", errs);
     char expected[1400];
     snprintf(expected, sizeof expected, "loaded %s: 1 zone, %zu monitored elements, %zu DERs, %zu signals\n",
              zone_file, zone->n_monitored, zone->n_ders, zone->n_signals);

@@ -38,12 +38,6 @@ static char store_dir[600], port_file[600], control_file[600];
 static pid_t emulator_pid;
 static int https_port, control_port;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int read_port(const char *path)
 {
     char *text = anm_test_read_file(path, NULL);
@@ -79,7 +73,7 @@ static void start_emulator(const char *extra1, const char *extra2)
     for (int i = 0; i < 500 && (https_port = read_port(port_file)) == 0; i++) {
         int status;
         cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "emulator exited at start");
-        sleep_ms(10);
+        anm_test_sleep_ms(10);
     }
     cr_assert_gt(https_port, 0, "emulator did not write its port");
     control_port = read_port(control_file); /* written before the port file */
@@ -466,7 +460,7 @@ Test(dc, kill_9_mid_backlog_loses_nothing_and_duplicates_at_most_the_file_in_fli
     }
     record_line rec[32];
     for (int i = 0; i < 1000 && read_record(rec, 32) < 2; i++)
-        sleep_ms(5);
+        anm_test_sleep_ms(5);
     cr_assert_geq(read_record(rec, 32), 2);
     kill(child, SIGKILL);
     int status;

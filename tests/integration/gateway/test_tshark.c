@@ -64,34 +64,6 @@ static void on_asdu(void *arg, const gateway_iec104_asdu *asdu, int64_t now_ms)
     }
 }
 
-/* argv of string literals as the char *[] that exec wants (-Wwrite-strings). */
-typedef struct arg_list {
-    char *v[32];
-} arg_list;
-
-static void args_copy(arg_list *a, const char *const argv[])
-{
-    size_t n = 0;
-    for (; argv[n] != NULL && n < 31; n++)
-        a->v[n] = strdup(argv[n]);
-    a->v[n] = NULL;
-}
-
-static void args_free(arg_list *a)
-{
-    for (size_t i = 0; a->v[i] != NULL; i++)
-        free(a->v[i]);
-}
-
-static int run(const char *const argv[], char **out, char **err)
-{
-    arg_list a;
-    args_copy(&a, argv);
-    int status = anm_test_run(a.v, out, err);
-    args_free(&a);
-    return status;
-}
-
 typedef struct capture {
     pid_t pid;
     int err_fd;
@@ -175,10 +147,10 @@ static void start_capture(capture *c, int port, const char *file)
        knows what the capture holds before stopping it */
     const char *const argv[] = {"tshark", "-P", "-l",   "-d", decode_as, "-i",
                                 "lo",     "-f", filter, "-w", file,      NULL};
-    arg_list a;
-    args_copy(&a, argv);
-    int rc = posix_spawnp(&c->pid, "tshark", &actions, NULL, a.v, environ);
-    args_free(&a);
+    char **copy = anm_test_argv_dup(argv);
+    cr_assert_not_null(copy);
+    int rc = posix_spawnp(&c->pid, "tshark", &actions, NULL, copy, environ);
+    anm_test_argv_free(copy);
     posix_spawn_file_actions_destroy(&actions);
     close(err_pipe[1]);
     close(out_pipe[1]);
@@ -366,7 +338,7 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
                                  "-Y",
                                  "_ws.malformed || _ws.expert.severity >= warning",
                                  NULL};
-    cr_assert_eq(run(check, &out, &err), 0, "tshark -r failed: %s", err);
+    cr_assert_eq(anm_test_run_args(check, &out, &err), 0, "tshark -r failed: %s", err);
     cr_assert_str_empty(out, "frames wireshark marks malformed or with warnings:\n%s", out);
     free(out);
     free(err);
@@ -394,7 +366,7 @@ Test(tshark, wireshark_decodes_our_iec104_traffic_without_warnings, .timeout = 9
                                   "-e",
                                   "iec60870_asdu.test",
                                   NULL};
-    cr_assert_eq(run(fields, &out, &err), 0, "tshark -T fields failed: %s", err);
+    cr_assert_eq(anm_test_run_args(fields, &out, &err), 0, "tshark -T fields failed: %s", err);
     int n_asdu = 0, n_float = 0;
     step decoded[MAX_LOG];
     double floats[MAX_LOG];

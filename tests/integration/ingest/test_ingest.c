@@ -39,49 +39,6 @@ typedef struct fixture {
     anm_socket *dealer;
 } fixture;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int run(const char *const argv[], char **out, char **err)
-{
-    char *copy[16];
-    size_t n = 0;
-    for (; argv[n] != NULL && n < 15; n++)
-        copy[n] = strdup(argv[n]);
-    copy[n] = NULL;
-    int status = anm_test_run(copy, out, err);
-    for (size_t i = 0; i < n; i++)
-        free(copy[i]);
-    return status;
-}
-
-static long long query_count(const char *conninfo, const char *sql)
-{
-    anm_db *db = NULL;
-    anm_db_result *r = NULL;
-    long long v = -1;
-    anm_db_options o = {.max_attempts = 1};
-    if (anm_db_connect(conninfo, &o, &db) == ANM_OK &&
-        anm_db_exec(db, sql, 0, NULL, &r, NULL) == ANM_OK && anm_db_result_rows(r) == 1)
-        v = strtoll(anm_db_result_value(r, 0, 0), NULL, 10);
-    anm_db_result_destroy(&r);
-    anm_db_destroy(&db);
-    return v;
-}
-
-/* Waits (up to timeout_ms) until sql counts want; returns the last count. */
-static long long wait_count(const char *conninfo, const char *sql, long long want, long timeout_ms)
-{
-    int64_t deadline = anm_monotonic_ns() + timeout_ms * 1000000L;
-    long long v;
-    while ((v = query_count(conninfo, sql)) != want && anm_monotonic_ns() < deadline)
-        sleep_ms(50);
-    return v;
-}
-
 /* Migrates, loads feeder33 and writes the ingest config (extra: more JSON keys). */
 static void setup_db(fixture *f, const char *conninfo, const char *extra)
 {
@@ -92,10 +49,10 @@ static void setup_db(fixture *f, const char *conninfo, const char *extra)
     anm_test_source_path(sql, sizeof sql, "sql");
     const char *migrate[] = {bin, "db", "migrate", "--conninfo", conninfo, "--sql-dir", sql, NULL};
     char *err = NULL;
-    cr_assert_eq(run(migrate, NULL, &err), 0, "migrate: %s", err);
+    cr_assert_eq(anm_test_run_args(migrate, NULL, &err), 0, "migrate: %s", err);
     free(err);
     const char *load[] = {bin, "db", "load", zones, "--conninfo", conninfo, NULL};
-    cr_assert_eq(run(load, NULL, &err), 0, "load: %s", err);
+    cr_assert_eq(anm_test_run_args(load, NULL, &err), 0, "load: %s", err);
     free(err);
     anm_db *db = NULL;
     anm_db_result *r = NULL;
@@ -149,7 +106,7 @@ static void start_ingest(fixture *f, ingest_proc *p)
         free(text);
         int status;
         cr_assert_eq(waitpid(p->pid, &status, WNOHANG), 0, "anm-ingest exited early, log: %s", p->log);
-        sleep_ms(20);
+        anm_test_sleep_ms(20);
     }
     cr_assert(p->endpoint[0], "anm-ingest did not start");
 }
@@ -287,17 +244,17 @@ Test(ingest, n_samples_in_n_rows_and_duplicates_stored_once, .timeout = 60)
     free(frame);
     cr_assert(recv_reply(&f, &r, 5000));
     cr_assert_str_eq(r.topic, "telemetry.ack");
-    cr_assert_eq(wait_count(conninfo, COUNT_SQL, BATCHES * N, 10000), BATCHES * N);
-    sleep_ms(200); /* a late duplicate commit would show now */
-    cr_assert_eq(query_count(conninfo, COUNT_SQL), BATCHES * N);
-    cr_assert_eq(query_count(conninfo, DISTINCT_SQL), BATCHES * N);
+    cr_assert_eq(anm_pg_wait_count(conninfo, COUNT_SQL, BATCHES * N, 10000), BATCHES * N);
+    anm_test_sleep_ms(200); /* a late duplicate commit would show now */
+    cr_assert_eq(anm_pg_query_count(conninfo, COUNT_SQL), BATCHES * N);
+    cr_assert_eq(anm_pg_query_count(conninfo, DISTINCT_SQL), BATCHES * N);
     /* a value checked against what was sent: batch 2, sample 5 */
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT (value * 10)::bigint FROM telemetry WHERE signal_key = %u AND time = "
              "to_timestamp(%" PRId64 " / 1000.0)",
              f.keys[5 % 6], base + 2 * 100000 + 50);
-    cr_assert_eq(query_count(conninfo, sql), 25, "value 2.5 stored for sample 5");
+    cr_assert_eq(anm_pg_query_count(conninfo, sql), 25, "value 2.5 stored for sample 5");
     cr_assert_eq(stop_ingest(&p, SIGTERM), 0, "SIGTERM drains and exits 0");
     teardown_fixture(&f);
 }
@@ -395,7 +352,7 @@ Test(ingest, malformed_input_is_refused_with_its_reason, .timeout = 60)
     send_raw(&f, ANM_TELEMETRY_TOPIC, good, size);
     cr_assert(recv_reply(&f, &r, 5000));
     cr_assert_str_eq(r.topic, "telemetry.ack", "%s %s", r.code, r.text);
-    cr_assert_eq(wait_count(conninfo, COUNT_SQL, 4, 10000), 4);
+    cr_assert_eq(anm_pg_wait_count(conninfo, COUNT_SQL, 4, 10000), 4);
     /* the status counts each reason */
     req = "{\"v\":1,\"kind\":\"ingest.status.request\",\"id\":\"t\"}";
     send_raw(&f, "ingest.status.request", req, strlen(req));
@@ -474,8 +431,8 @@ Test(ingest, kill_9_mid_stream_loses_no_acked_sample_and_stores_none_twice, .tim
     }
     for (int s = 1; s <= BATCHES; s++)
         cr_assert(acked[s], "batch %d acked", s);
-    cr_assert_eq(wait_count(conninfo, COUNT_SQL, BATCHES * N, 20000), BATCHES * N);
-    cr_assert_eq(query_count(conninfo, DISTINCT_SQL), BATCHES * N, "no sample twice");
+    cr_assert_eq(anm_pg_wait_count(conninfo, COUNT_SQL, BATCHES * N, 20000), BATCHES * N);
+    cr_assert_eq(anm_pg_query_count(conninfo, DISTINCT_SQL), BATCHES * N, "no sample twice");
     cr_assert_eq(stop_ingest(&p, SIGTERM), 0);
     teardown_fixture(&f);
 }
@@ -502,7 +459,7 @@ Test(ingest, database_outage_fills_the_journal_then_drains_with_nothing_lost, .t
         cr_assert(recv_reply(&f, &r, 5000));
         cr_assert_str_eq(r.topic, "telemetry.ack");
     }
-    cr_assert_eq(wait_count(f.conninfo, COUNT_SQL, 5 * N, 10000), 5 * N);
+    cr_assert_eq(anm_pg_wait_count(f.conninfo, COUNT_SQL, 5 * N, 10000), 5 * N);
     cr_assert_eq(anm_pg_cluster_stop(pg), 0);
     /* during it: acked into the journal until it is full (1 MiB, 44 KB a batch) */
     long long acked_samples = 5 * N;
@@ -527,7 +484,7 @@ Test(ingest, database_outage_fills_the_journal_then_drains_with_nothing_lost, .t
     /* the database comes back: the service drains by itself */
     cr_assert_eq(anm_pg_cluster_restart(pg), 0);
     snprintf(f.conninfo, sizeof f.conninfo, "%s", anm_pg_cluster_conninfo(pg));
-    cr_assert_eq(wait_count(f.conninfo, COUNT_SQL, acked_samples, 30000), acked_samples);
+    cr_assert_eq(anm_pg_wait_count(f.conninfo, COUNT_SQL, acked_samples, 30000), acked_samples);
     /* and accepts the refused batch again */
     unsigned char *frame;
     size_t size = make_frame(&f, refused, N, base + (int64_t)refused * 100000, &frame);
@@ -537,13 +494,13 @@ Test(ingest, database_outage_fills_the_journal_then_drains_with_nothing_lost, .t
         cr_assert(recv_reply(&f, &r, 5000));
         ok = strcmp(r.topic, "telemetry.ack") == 0;
         if (!ok)
-            sleep_ms(100);
+            anm_test_sleep_ms(100);
     }
     free(frame);
     cr_assert(ok, "accepted after the drain");
     acked_samples += N;
-    cr_assert_eq(wait_count(f.conninfo, COUNT_SQL, acked_samples, 10000), acked_samples);
-    cr_assert_eq(query_count(f.conninfo, DISTINCT_SQL), acked_samples);
+    cr_assert_eq(anm_pg_wait_count(f.conninfo, COUNT_SQL, acked_samples, 10000), acked_samples);
+    cr_assert_eq(anm_pg_query_count(f.conninfo, DISTINCT_SQL), acked_samples);
     cr_assert_eq(stop_ingest(&p, SIGTERM), 0);
     teardown_fixture(&f);
     anm_pg_cluster_destroy(&pg);
@@ -559,7 +516,7 @@ Test(ingest, replay_sends_a_day_and_status_reports_it, .timeout = 60)
     setup_db(&f, conninfo, "\"max_past_s\": 3153600000");
     anm_test_source_path(zones, sizeof zones, "data/zones/mesh30.json");
     const char *load[] = {bin, "db", "load", zones, "--conninfo", conninfo, NULL};
-    cr_assert_eq(run(load, NULL, NULL), 0);
+    cr_assert_eq(anm_test_run_args(load, NULL, NULL), 0);
     /* the registry is read at start: load mesh30 before starting */
     ingest_proc p;
     start_ingest(&f, &p);
@@ -567,19 +524,19 @@ Test(ingest, replay_sends_a_day_and_status_reports_it, .timeout = 60)
     const char *replay[] = {bin, "replay", csv, "--speed", "0", "--endpoint", p.endpoint,
                             "--conninfo", conninfo, NULL};
     char *out = NULL, *err = NULL;
-    cr_assert_eq(run(replay, &out, &err), 0, "%s %s", out, err);
+    cr_assert_eq(anm_test_run_args(replay, &out, &err), 0, "%s %s", out, err);
     cr_assert(strstr(out, "11520 samples in 12 batches sent, 11520 samples acked, 0 refused") != NULL, "%s", out);
     free(out);
     free(err);
-    cr_assert_eq(wait_count(conninfo, COUNT_SQL, 11520, 10000), 11520);
+    cr_assert_eq(anm_pg_wait_count(conninfo, COUNT_SQL, 11520, 10000), 11520);
     /* wind18-mw at 12:00 UTC: 8 MW * embedded wind 12:00 / capacity, from the CSV */
-    cr_assert_eq(query_count(conninfo, "SELECT count(*) FROM telemetry t JOIN signals s USING (signal_key)"
+    cr_assert_eq(anm_pg_query_count(conninfo, "SELECT count(*) FROM telemetry t JOIN signals s USING (signal_key)"
                                        " WHERE s.signal_id = 'wind18-mw' AND t.time >= '2021-06-21'"
                                        " AND t.time < '2021-06-22'"), 1440);
     char ingest[1024];
     snprintf(ingest, sizeof ingest, "%s/anm-ingest", anm_test_bin_dir());
     const char *status[] = {ingest, "--status", "--endpoint", p.endpoint, NULL};
-    cr_assert_eq(run(status, &out, NULL), 0);
+    cr_assert_eq(anm_test_run_args(status, &out, NULL), 0);
     json_t *st = json_loads(out, 0, NULL);
     cr_assert_not_null(st, "%s", out);
     cr_assert_eq(json_integer_value(json_object_get(st, "committed_samples")), 11520);

@@ -35,35 +35,6 @@ typedef struct service {
     anm_socket *dealer;
 } service;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static long long query_count(const char *conninfo, const char *sql)
-{
-    anm_db *db = NULL;
-    anm_db_result *r = NULL;
-    long long v = -1;
-    anm_db_options o = {.max_attempts = 1};
-    if (anm_db_connect(conninfo, &o, &db) == ANM_OK &&
-        anm_db_exec(db, sql, 0, NULL, &r, NULL) == ANM_OK && anm_db_result_rows(r) == 1)
-        v = strtoll(anm_db_result_value(r, 0, 0), NULL, 10);
-    anm_db_result_destroy(&r);
-    anm_db_destroy(&db);
-    return v;
-}
-
-static long long wait_count(const char *conninfo, const char *sql, long long want, long timeout_ms)
-{
-    int64_t deadline = anm_monotonic_ns() + timeout_ms * 1000000L;
-    long long v;
-    while ((v = query_count(conninfo, sql)) != want && anm_monotonic_ns() < deadline)
-        sleep_ms(50);
-    return v;
-}
-
 /* VmRSS of pid in KiB, or -1. */
 static long long rss_kb(pid_t pid)
 {
@@ -181,7 +152,7 @@ static void spawn_service(service *sv, const char *extra)
             break;
         int status;
         cr_assert_eq(waitpid(sv->pid, &status, WNOHANG), 0, "anm-ingest exited early, log: %s", log);
-        sleep_ms(20);
+        anm_test_sleep_ms(20);
     }
     cr_assert(sv->endpoint[0], "anm-ingest did not start (log %s)", log);
     cr_assert_eq(anm_bus_new(&sv->bus), ANM_OK);
@@ -308,11 +279,11 @@ Test(ingest_bounds, rss_stays_bounded_through_a_database_outage, .timeout = 60)
     int64_t deadline = anm_monotonic_ns() + 30000000000LL;
     long long stored = -1;
     while (anm_monotonic_ns() < deadline &&
-           (stored = query_count(anm_pg_cluster_conninfo(pg), "SELECT count(*) FROM telemetry")) != acked) {
+           (stored = anm_pg_query_count(anm_pg_cluster_conninfo(pg), "SELECT count(*) FROM telemetry")) != acked) {
         long long rss = rss_kb(sv.pid);
         if (rss > rss_peak)
             rss_peak = rss;
-        sleep_ms(100);
+        anm_test_sleep_ms(100);
     }
     cr_assert_eq(stored, acked);
     cr_assert_lt(rss_peak, 256LL * 1024, "VmRSS peaked at %lld KiB during the drain", rss_peak);
@@ -425,8 +396,8 @@ Test(ingest_bounds, signal_latest_published_and_stored, .timeout = 60)
              " AND l.quality = 16 AND l.time = timestamptz 'epoch' + (%lld + 10000"
              " + (SELECT count(*) FROM signals s2 WHERE s2.signal_key < l.signal_key)) * interval '1 ms'",
              (long long)base);
-    cr_assert_eq(wait_count(conninfo, sql, 6, 10000), 6);
-    cr_assert_eq(query_count(conninfo, "SELECT count(*) FROM telemetry_latest"), 6);
+    cr_assert_eq(anm_pg_wait_count(conninfo, sql, 6, 10000), 6);
+    cr_assert_eq(anm_pg_query_count(conninfo, "SELECT count(*) FROM telemetry_latest"), 6);
     anm_socket_destroy(&sub);
     cr_assert_eq(stop_service(&sv), 0);
 }
@@ -439,7 +410,7 @@ static long long latest_at(const char *conninfo, int64_t base, int64_t offset_ms
              "SELECT count(*) FROM telemetry_latest l WHERE l.time = timestamptz 'epoch' + (%lld"
              " + (SELECT count(*) FROM signals s WHERE s.signal_key < l.signal_key)) * interval '1 ms'",
              (long long)(base + offset_ms));
-    return query_count(conninfo, sql);
+    return anm_pg_query_count(conninfo, sql);
 }
 
 /*
@@ -467,7 +438,7 @@ Test(ingest_bounds, telemetry_latest_catches_up_after_kill_9, .timeout = 60)
         send_batch(&sv, &b);
         recv_reply(&sv, topic, sizeof topic, code, sizeof code);
         cr_assert_str_eq(topic, "telemetry.ack");
-        cr_assert_eq(wait_count(conninfo, "SELECT count(*) FROM telemetry", (long long)(6 * seq), 10000),
+        cr_assert_eq(anm_pg_wait_count(conninfo, "SELECT count(*) FROM telemetry", (long long)(6 * seq), 10000),
                      (long long)(6 * seq));
     }
     anm_telemetry_batch_free(&b);
@@ -478,8 +449,8 @@ Test(ingest_bounds, telemetry_latest_catches_up_after_kill_9, .timeout = 60)
     spawn_service(&sv, extra);
     int64_t deadline = anm_monotonic_ns() + 10000000000LL;
     while (latest_at(conninfo, base, 2000) != 6 && anm_monotonic_ns() < deadline)
-        sleep_ms(50);
+        anm_test_sleep_ms(50);
     cr_assert_eq(latest_at(conninfo, base, 2000), 6, "batch 2 reached telemetry_latest after the restart");
-    cr_assert_eq(query_count(conninfo, "SELECT count(*) FROM telemetry"), 12, "and was not stored twice");
+    cr_assert_eq(anm_pg_query_count(conninfo, "SELECT count(*) FROM telemetry"), 12, "and was not stored twice");
     cr_assert_eq(stop_service(&sv), 0);
 }

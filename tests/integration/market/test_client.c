@@ -35,29 +35,6 @@ static void bin_path(char *buf, size_t size, const char *name)
     cr_assert_lt(snprintf(buf, size, "%s/%s", anm_test_bin_dir(), name), (int)size);
 }
 
-/* A NULL-terminated copy of args that execv may take (its argv is not const). */
-static char **argv_copy(const char *const *args)
-{
-    size_t n = 0;
-    while (args[n] != NULL)
-        n++;
-    char **argv = calloc(n + 1, sizeof *argv);
-    cr_assert_not_null(argv);
-    for (size_t i = 0; i < n; i++)
-        cr_assert_not_null(argv[i] = strdup(args[i]));
-    return argv;
-}
-
-static int run_args(const char *const *args, char **out, char **err)
-{
-    char **argv = argv_copy(args);
-    int status = anm_test_run(argv, out, err);
-    for (size_t i = 0; argv[i] != NULL; i++)
-        free(argv[i]);
-    free(argv);
-    return status;
-}
-
 static void keygen(const char *dir, const char *name, int server)
 {
     char anm[1024];
@@ -65,7 +42,7 @@ static void keygen(const char *dir, const char *name, int server)
     const char *argv[] = {anm, "market", "keys", "generate", "--dir", dir, name,
                           server ? "--server" : NULL, NULL};
     char *err = NULL;
-    cr_assert_eq(run_args(argv, NULL, &err), 0, "keys generate %s: %s", name, err ? err : "");
+    cr_assert_eq(anm_test_run_args(argv, NULL, &err), 0, "keys generate %s: %s", name, err ? err : "");
     free(err);
 }
 
@@ -131,32 +108,26 @@ static void start_service(void)
                         "tcp://127.0.0.1:*", "--pub", "tcp://127.0.0.1:*", "--clock",
                         "step:2021-06-01T00:00:00Z", "--mode", "call", "--ready-file",
                         cf.ready, NULL};
-        execv(exe, argv_copy(args));
+        execv(exe, anm_test_argv_dup(args));
         _exit(127);
     }
     cf.pid = pid;
-    for (int i = 0; i < 2000; i++) {
-        char *text = anm_test_read_file(cf.ready, NULL);
-        if (text != NULL) {
-            const char *r = strstr(text, "router=");
-            cr_assert_not_null(r);
-            size_t n = strcspn(r + 7, "\n");
-            cr_assert_lt(n, sizeof cf.router);
-            memcpy(cf.router, r + 7, n);
-            cf.router[n] = '\0';
-            free(text);
-            return;
-        }
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            char *log = anm_test_read_file(cf.log, NULL);
-            cf.pid = 0;
-            cr_assert_fail("anm-market exited before it was ready: %s", log ? log : "");
-        }
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
+    /* readiness: the ready file appears, or the child dies (reported) */
+    int exited = 0;
+    char *text = anm_test_wait_for_file(cf.ready, pid, 10000, &exited);
+    if (text == NULL && exited) {
+        char *log = anm_test_read_file(cf.log, NULL);
+        cf.pid = 0;
+        cr_assert_fail("anm-market exited before it was ready: %s", log ? log : "");
     }
-    cr_assert_fail("anm-market not ready within 10 s");
+    cr_assert_not_null(text, "anm-market not ready within 10 s");
+    const char *r = strstr(text, "router=");
+    cr_assert_not_null(r);
+    size_t n = strcspn(r + 7, "\n");
+    cr_assert_lt(n, sizeof cf.router);
+    memcpy(cf.router, r + 7, n);
+    cf.router[n] = '\0';
+    free(text);
 }
 
 /*
@@ -176,7 +147,7 @@ static int client_run(const char *keys_dir, const char *participant, const char 
                           keys_dir,     "--participant", participant, "--server-key",
                           cf.server_key, "--requests", path,         "--format", format,
                           "--labels",   cf.labels,   "--timeout-ms", timeout_ms, NULL};
-    return run_args(argv, out, err);
+    return anm_test_run_args(argv, out, err);
 }
 
 /* Line i (0-based) of text as JSON (new reference). */

@@ -48,34 +48,6 @@ static void bin(char *buf, size_t size, const char *name)
     cr_assert_lt(snprintf(buf, size, "%s/%s", anm_test_bin_dir(), name), (int)size);
 }
 
-/* A NULL-terminated copy of args that execv may take (its argv is not const). */
-static char **argv_dup(const char *const *args)
-{
-    size_t n = 0;
-    while (args[n] != NULL)
-        n++;
-    char **argv = calloc(n + 1, sizeof *argv);
-    cr_assert_not_null(argv);
-    for (size_t i = 0; i < n; i++)
-        cr_assert_not_null(argv[i] = strdup(args[i]));
-    return argv;
-}
-
-static void argv_free(char **argv)
-{
-    for (size_t i = 0; argv[i] != NULL; i++)
-        free(argv[i]);
-    free(argv);
-}
-
-static int run(const char *const *args, char **out, char **err)
-{
-    char **argv = argv_dup(args);
-    int status = anm_test_run(argv, out, err);
-    argv_free(argv);
-    return status;
-}
-
 static void keygen(const char *dir, const char *name, int server)
 {
     char anm[1024];
@@ -83,7 +55,7 @@ static void keygen(const char *dir, const char *name, int server)
     const char *argv[] = {anm, "market", "keys", "generate", "--dir", dir, name,
                           server ? "--server" : NULL, NULL};
     char *err = NULL;
-    int status = run(argv, NULL, &err);
+    int status = anm_test_run_args(argv, NULL, &err);
     cr_assert_eq(status, 0, "keys generate %s: %s", name, err ? err : "");
     free(err);
 }
@@ -171,33 +143,26 @@ static void start(const char *durability)
             args[n++] = "--snapshot-every";
             args[n++] = fx.snapshot_every;
         }
-        execv(exe, argv_dup(args));
+        execv(exe, anm_test_argv_dup(args));
         _exit(127);
     }
     fx.pid = pid;
-    /* readiness: the ready file appears (polled), or the child dies (reported) */
-    for (int i = 0; i < 2000; i++) {
-        char *text = anm_test_read_file(fx.ready, NULL);
-        if (text != NULL) {
-            const char *r = strstr(text, "router=");
-            cr_assert_not_null(r);
-            size_t n = strcspn(r + 7, "\n");
-            cr_assert_lt(n, sizeof fx.router);
-            memcpy(fx.router, r + 7, n);
-            fx.router[n] = '\0';
-            free(text);
-            return;
-        }
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            char *log = anm_test_read_file(fx.log, NULL);
-            fx.pid = 0;
-            cr_assert_fail("anm-market exited before it was ready: %s", log ? log : "");
-        }
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
+    /* readiness: the ready file appears, or the child dies (reported) */
+    int exited = 0;
+    char *text = anm_test_wait_for_file(fx.ready, pid, 10000, &exited);
+    if (text == NULL && exited) {
+        char *log = anm_test_read_file(fx.log, NULL);
+        fx.pid = 0;
+        cr_assert_fail("anm-market exited before it was ready: %s", log ? log : "");
     }
-    cr_assert_fail("anm-market not ready within 10 s");
+    cr_assert_not_null(text, "anm-market not ready within 10 s");
+    const char *r = strstr(text, "router=");
+    cr_assert_not_null(r);
+    size_t n = strcspn(r + 7, "\n");
+    cr_assert_lt(n, sizeof fx.router);
+    memcpy(fx.router, r + 7, n);
+    fx.router[n] = '\0';
+    free(text);
 }
 
 static void *client(const char *dir, const char *name)
@@ -304,7 +269,7 @@ static char *replay(void)
     bin(exe, sizeof exe, "anm-market");
     const char *argv[] = {exe, "replay", fx.journal, NULL};
     char *out = NULL, *err = NULL;
-    int status = run(argv, &out, &err);
+    int status = anm_test_run_args(argv, &out, &err);
     cr_assert_eq(status, 0, "replay: %s", err ? err : "");
     free(err);
     return out;
