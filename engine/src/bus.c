@@ -730,3 +730,57 @@ int anm_bus_recv_json(anm_socket *socket, const anm_bus_schema *table, size_t ta
     return anm_bus_parse_json(table, table_count, topic, topic_size, body, body_size, out, NULL,
                               why);
 }
+
+int anm_bus_request_json(const char *endpoint, const char *topic, const json_t *request,
+                         int timeout_ms, json_t **reply)
+{
+    *reply = NULL;
+    anm_bus *bus = NULL;
+    anm_socket *dealer = NULL;
+    anm_msg *msg = NULL;
+    int rc = anm_bus_new(&bus);
+    if (rc != ANM_OK)
+        return rc;
+    char connect_to[1100];
+    const char *bare = endpoint[0] == '@' || endpoint[0] == '>' ? endpoint + 1 : endpoint;
+    int n = snprintf(connect_to, sizeof connect_to, ">%s", bare);
+    if (n < 0 || (size_t)n >= sizeof connect_to) {
+        rc = ANM_EINVAL;
+        goto done;
+    }
+    if ((rc = anm_socket_new(bus, ANM_SOCKET_DEALER, connect_to, NULL, &dealer, NULL)) != ANM_OK)
+        goto done;
+    if ((rc = anm_bus_send_json(dealer, NULL, topic, request, 0)) != ANM_OK)
+        goto done;
+    zmq_pollitem_t item = {anm_socket_handle(dealer), 0, ZMQ_POLLIN, 0};
+    int64_t deadline = anm_monotonic_ns() + (int64_t)timeout_ms * 1000000;
+    rc = ANM_ETIMEOUT;
+    for (;;) {
+        int64_t left_ms = (deadline - anm_monotonic_ns()) / 1000000;
+        if (left_ms <= 0)
+            break;
+        int ready = zmq_poll(&item, 1, (long)left_ms);
+        if (ready < 0 && zmq_errno() == EINTR)
+            continue;
+        if (ready < 0) {
+            rc = ANM_ENET;
+            break;
+        }
+        if (ready == 0)
+            continue;
+        if ((rc = anm_socket_recv(dealer, &msg, ANM_BUS_DONTWAIT)) == ANM_EAGAIN)
+            continue;
+        if (rc != ANM_OK)
+            break;
+        size_t size;
+        const void *body = anm_msg_part(msg, anm_msg_parts(msg) - 1, &size);
+        *reply = json_loadb(body, size, 0, NULL);
+        rc = *reply ? ANM_OK : ANM_EPROTO;
+        break;
+    }
+done:
+    anm_msg_destroy(&msg);
+    anm_socket_destroy(&dealer);
+    anm_bus_destroy(&bus);
+    return rc;
+}

@@ -1065,46 +1065,13 @@ void gateway_service_commission_end(gateway_service *s)
 
 int gateway_status_query(const char *endpoint, int timeout_ms, json_t **out)
 {
-    *out = NULL;
-    anm_bus *bus = NULL;
-    anm_socket *dealer = NULL;
-    anm_msg *msg = NULL;
-    int rc = anm_bus_new(&bus);
-    if (rc != ANM_OK)
-        return rc;
-    char ep[1100];
-    const char *e = endpoint[0] == '@' || endpoint[0] == '>' ? endpoint + 1 : endpoint;
-    snprintf(ep, sizeof ep, ">%s", e);
-    if ((rc = anm_socket_new(bus, ANM_SOCKET_DEALER, ep, NULL, &dealer, NULL)) != ANM_OK)
-        goto done;
-    json_t *req = json_pack("{s:i,s:s,s:s}", "v", 1, "kind", "gateway.status.request", "id",
-                            "status");
-    rc = anm_bus_send_json(dealer, NULL, "gateway.status.request", req, 0);
-    json_decref(req);
-    if (rc != ANM_OK)
-        goto done;
-    int64_t deadline = anm_monotonic_ns() + (int64_t)timeout_ms * 1000000;
-    rc = ANM_ETIMEOUT;
-    while (anm_monotonic_ns() < deadline) {
-        int r = anm_socket_recv(dealer, &msg, ANM_BUS_DONTWAIT);
-        if (r == ANM_EAGAIN) {
-            struct timespec ts = {0, 5000000L};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        if (r != ANM_OK) {
-            rc = r;
-            break;
-        }
-        size_t size;
-        const void *body = anm_msg_part(msg, anm_msg_parts(msg) - 1, &size);
-        *out = json_loadb(body, size, 0, NULL);
-        rc = *out ? ANM_OK : ANM_EPROTO;
-        break;
+    json_t *request =
+        json_pack("{s:i,s:s,s:s}", "v", 1, "kind", "gateway.status.request", "id", "status");
+    if (request == NULL) {
+        *out = NULL;
+        return ANM_ENOMEM;
     }
-done:
-    anm_msg_destroy(&msg);
-    anm_socket_destroy(&dealer);
-    anm_bus_destroy(&bus);
+    int rc = anm_bus_request_json(endpoint, "gateway.status.request", request, timeout_ms, out);
+    json_decref(request);
     return rc;
 }

@@ -247,6 +247,16 @@ int anm_bus_send_json(anm_socket *socket, const anm_frame *route, const char *to
                       const json_t *body, int flags);
 
 /*
+ * One request and its answer, for command-line clients such as `--status`:
+ * connects a DEALER to endpoint (a leading '@' or '>' is ignored), sends
+ * [topic][request] (request borrowed), waits up to timeout_ms for the first
+ * reply and decodes its last part as JSON into *reply (new). Returns ANM_OK,
+ * ANM_ETIMEOUT, ANM_EPROTO (the reply is not JSON) or a socket error.
+ */
+int anm_bus_request_json(const char *endpoint, const char *topic, const json_t *request,
+                         int timeout_ms, json_t **reply);
+
+/*
  * Receives a message and splits it as [route][topic][body] (route expected
  * iff the socket is a ROUTER), then parses and checks the body as
  * anm_bus_parse_json does. On ANM_OK or ANM_EPROTO *msg_out holds the raw

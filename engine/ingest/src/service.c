@@ -1361,48 +1361,13 @@ int ingest_status_query_window(const char *endpoint, int timeout_ms, json_t **ou
 
 static int status_query(const char *endpoint, int timeout_ms, int reset_latency, json_t **out)
 {
-    *out = NULL;
-    anm_bus *bus = NULL;
-    anm_socket *dealer = NULL;
-    anm_msg *msg = NULL;
-    int rc = anm_bus_new(&bus);
-    if (rc != ANM_OK)
-        return rc;
-    char ep[1100];
-    const char *e = endpoint[0] == '@' || endpoint[0] == '>' ? endpoint + 1 : endpoint;
-    snprintf(ep, sizeof ep, ">%s", e);
-    anm_error_detail detail;
-    if ((rc = anm_socket_new(bus, ANM_SOCKET_DEALER, ep, NULL, &dealer, &detail)) != ANM_OK)
-        goto done;
-    json_t *req = json_pack("{s:i, s:s, s:s, s:b}", "v", 1, "kind", "ingest.status.request", "id",
-                            "status", "reset_latency", reset_latency);
-    rc = anm_bus_send_json(dealer, NULL, "ingest.status.request", req, 0);
-    json_decref(req);
-    if (rc != ANM_OK)
-        goto done;
-    int64_t deadline = anm_monotonic_ns() + (int64_t)timeout_ms * 1000000;
-    rc = ANM_ETIMEOUT;
-    while (anm_monotonic_ns() < deadline) {
-        int r = anm_socket_recv(dealer, &msg, ANM_BUS_DONTWAIT);
-        if (r == ANM_EAGAIN) {
-            struct timespec ts = {0, 10000000L};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        if (r != ANM_OK) {
-            rc = r;
-            break;
-        }
-        size_t size;
-        const void *body = anm_msg_part(msg, anm_msg_parts(msg) - 1, &size);
-        json_error_t jerr;
-        *out = json_loadb(body, size, 0, &jerr);
-        rc = *out ? ANM_OK : ANM_EPROTO;
-        break;
+    json_t *request = json_pack("{s:i, s:s, s:s, s:b}", "v", 1, "kind", "ingest.status.request",
+                                "id", "status", "reset_latency", reset_latency);
+    if (request == NULL) {
+        *out = NULL;
+        return ANM_ENOMEM;
     }
-done:
-    anm_msg_destroy(&msg);
-    anm_socket_destroy(&dealer);
-    anm_bus_destroy(&bus);
+    int rc = anm_bus_request_json(endpoint, "ingest.status.request", request, timeout_ms, out);
+    json_decref(request);
     return rc;
 }
