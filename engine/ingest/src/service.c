@@ -90,7 +90,10 @@ struct ingest_service {
     pthread_cond_t cond;
     int stopping;     /* under lock */
     int writer_done;  /* under lock */
-    anm_db *db;       /* owned by the writer once it runs */
+    anm_db *db;       /* the first writer's connection (the writer owns it once it runs) */
+    anm_db *lane_db[INGEST_MAX_WRITERS]; /* one connection per writer; [0] is db */
+    size_t n_lanes;
+    struct writer_shared *w;
     ingest_senders *committed_senders; /* writer */
     ingest_latency latency;            /* under lock */
     _Atomic unsigned long long committed_samples;
@@ -270,7 +273,7 @@ typedef struct writer_latest {
     double value;
     uint16_t quality;
     uint8_t has;   /* utc_ms and value are set */
-    uint8_t dirty; /* newer than telemetry_latest */
+    uint8_t dirty; /* newer than telemetry_latest (or than the last formed upsert) */
 } writer_latest;
 
 /* A growable text buffer (the array parameters of the latest upsert). */
@@ -280,35 +283,78 @@ typedef struct text_buffer {
     int failed;
 } text_buffer;
 
-typedef struct writer_state {
+/*
+ * The writer stores the journal in COPY batches over `writers` connections
+ * (lanes) at once, committed strictly in journal order:
+ *
+ *   form    one lane at a time (form_lock) reads the next records from the
+ *           journal into its batch, closed by size or age, and takes the next
+ *           ticket; the latest values, the sender windows of every batch
+ *           formed so far and the telemetry_latest upsert (when due) are
+ *           decided here, in journal order;
+ *   copy    the lane sorts and COPYs its batch in its own transaction, while
+ *           the other lanes form and COPY theirs (PostgreSQL works on them
+ *           on both cores);
+ *   finish  when every earlier ticket has committed (its turn), the lane
+ *           writes the journal position, the sender windows and the latest
+ *           upsert, and commits.
+ *
+ * So the database always holds a prefix of the journal, as with one
+ * connection: the position row says exactly which records are stored, and
+ * a crash or a failed commit leaves only later batches to redo (a lane that
+ * fails retries its own batch; later lanes wait for their turn, or redo
+ * theirs if their connection failed meanwhile). A batch that creates a day
+ * partition is a barrier: it starts only when no other transaction is open
+ * (CREATE TABLE .. PARTITION OF waits for the open COPYs into the parent)
+ * and no batch is formed after it until it has committed.
+ */
+typedef struct writer_shared {
+    pthread_mutex_t form_lock;   /* one lane forms at a time; guards the fields below */
     ingest_journal_reader *reader;
+    uint64_t read_end;           /* the journal is formed into batches up to here */
+    writer_latest *latest;       /* per signal_key: newest stored or in a formed batch */
+    size_t n_dirty;              /* entries not in any formed upsert yet */
+    int64_t flushed_ns;          /* when a formed batch last carried the upsert */
+    uint64_t latest_position;    /* telemetry_latest reflects the rows below it, once the
+                                  * batch that carries its upsert has committed */
+    ingest_senders *formed;      /* committed windows plus every formed batch's seqs */
+    uint64_t next_ticket;        /* the last ticket given out */
+    /* under s->lock */
+    uint64_t committed_ticket;   /* every ticket up to it has committed */
+    uint64_t barrier;            /* a partition-creating ticket not yet committed (0: none) */
+    int failed;                  /* a lane stopped on an error: the others stop too */
+} writer_shared;
+
+typedef struct writer_lane {
+    ingest_service *s;
+    int index;
+    pthread_t thread;
+    anm_db *db;
     anm_db_copy_buffer *copy;
-    writer_row *rows, *sorted;    /* the open batch, in journal order and sorted by signal */
+    writer_row *rows, *sorted;   /* the batch, in journal order and sorted by signal */
     size_t n_rows, cap_rows;
-    size_t *bucket;               /* counting sort: n_latest + 1 buckets (+1) */
+    size_t *bucket;              /* counting sort: n_latest + 1 buckets (+1) */
     size_t n_buckets;
-    writer_latest *latest;        /* per signal_key: newest stored or being stored */
-    size_t n_dirty;               /* entries not yet in telemetry_latest */
-    text_buffer keys, qualities, times, values; /* the dirty entries, as array literals */
-    int prepared;                 /* copy built from rows, rows merged into latest */
-    int flush_latest;             /* this commit upserts telemetry_latest */
-    int64_t flushed_ns;           /* when telemetry_latest was last upserted */
-    uint64_t latest_position;     /* telemetry_latest reflects the rows below it */
-    uint64_t start, end;          /* journal range of the open COPY batch */
-    uint64_t batches;
-    int64_t opened_ns;            /* when its first row was added */
+    text_buffer keys, qualities, times, values; /* the upsert's arrays, when flush_latest */
+    int prepared;                /* copy built from rows */
+    int flush_latest;            /* this batch upserts telemetry_latest */
+    uint64_t latest_position;    /* telemetry_latest reflects the rows below it once committed */
+    uint64_t start, end;         /* journal range of the batch */
+    uint64_t batches;            /* telemetry batches in it */
+    uint64_t ticket;
+    int64_t opened_ns;           /* when its first row was added */
     int64_t new_days[64];
     size_t n_new_days;
-    ingest_senders *pending;      /* committed windows plus this batch's seqs */
-} writer_state;
+    ingest_senders *pending;     /* the sender windows once this batch has committed */
+} writer_lane;
 
-static int day_known(ingest_service *s, writer_state *w, int64_t day)
+static int day_known(ingest_service *s, writer_lane *l, int64_t day)
 {
     for (size_t i = 0; i < s->n_known_days; i++)
         if (s->known_days[i] == day)
             return 1;
-    for (size_t i = 0; i < w->n_new_days; i++)
-        if (w->new_days[i] == day)
+    for (size_t i = 0; i < l->n_new_days; i++)
+        if (l->new_days[i] == day)
             return 1;
     return 0;
 }
@@ -320,7 +366,8 @@ static uint32_t get_u32le(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static int writer_add_record(ingest_service *s, writer_state *w, const void *payload, size_t size)
+/* Adds one journal record to the lane's batch (under form_lock). */
+static int writer_add_record(ingest_service *s, writer_lane *l, const void *payload, size_t size)
 {
     /* The record's CRC-32C was checked by the journal reader and the frame
        was fully validated before it was journaled, so read the fixed layout
@@ -328,22 +375,22 @@ static int writer_add_record(ingest_service *s, writer_state *w, const void *pay
     const unsigned char *p = payload;
     size_t count = size >= ANM_TELEMETRY_HEADER_BYTES ? get_u32le(p + 20) : 0;
     if (size < ANM_TELEMETRY_HEADER_BYTES || p[0] != 'A' || size != anm_telemetry_frame_size(count)) {
-        anm_log_error(COMPONENT, "journal record at %" PRIu64 " is not a telemetry frame", w->end);
+        anm_log_error(COMPONENT, "journal record at %" PRIu64 " is not a telemetry frame", l->end);
         return ANM_OK; /* skip it */
     }
-    if (w->n_rows + count > w->cap_rows) {
-        size_t cap = w->n_rows + count;
+    if (l->n_rows + count > l->cap_rows) {
+        size_t cap = l->n_rows + count;
         if (cap < (size_t)s->cfg->batch_max_rows + 1024)
             cap = (size_t)s->cfg->batch_max_rows + 1024;
-        writer_row *grown = realloc(w->rows, cap * sizeof *grown);
+        writer_row *grown = realloc(l->rows, cap * sizeof *grown);
         if (!grown)
             return ANM_ENOMEM;
-        w->rows = grown;
-        grown = realloc(w->sorted, cap * sizeof *grown);
+        l->rows = grown;
+        grown = realloc(l->sorted, cap * sizeof *grown);
         if (!grown)
             return ANM_ENOMEM;
-        w->sorted = grown;
-        w->cap_rows = cap;
+        l->sorted = grown;
+        l->cap_rows = cap;
     }
     uint32_t sender_id;
     uint64_t seq;
@@ -352,19 +399,19 @@ static int writer_add_record(ingest_service *s, writer_state *w, const void *pay
     int64_t last_day = INT64_MIN;
     for (size_t i = 0; i < count; i++) {
         const unsigned char *q = p + ANM_TELEMETRY_HEADER_BYTES + i * ANM_TELEMETRY_SAMPLE_BYTES;
-        writer_row *x = &w->rows[w->n_rows++];
+        writer_row *x = &l->rows[l->n_rows++];
         memcpy(&x->signal_key, q, 4);
         memcpy(&x->utc_ms, q + 4, 8);
         memcpy(&x->value, q + 12, 8);
         memcpy(&x->quality, q + 20, 2);
         int64_t day = floor_div(x->utc_ms, 86400000);
-        if (day != last_day && !day_known(s, w, day) && w->n_new_days < 64)
-            w->new_days[w->n_new_days++] = day;
+        if (day != last_day && !day_known(s, l, day) && l->n_new_days < 64)
+            l->new_days[l->n_new_days++] = day;
         last_day = day;
     }
-    w->batches++;
-    w->prepared = 0;
-    return ingest_senders_mark(w->pending, sender_id, seq);
+    l->batches++;
+    l->prepared = 0;
+    return ingest_senders_mark(s->w->formed, sender_id, seq);
 }
 
 static void text_append(text_buffer *t, const char *text, size_t n)
@@ -401,34 +448,31 @@ static void text_append_number(text_buffer *t, const char *fmt_prefix, int is_do
     text_append(t, num, (size_t)n);
 }
 
-/*
- * Builds the COPY payload and the latest-value arrays from the open batch:
- * rows sorted by signal (a stable counting sort, so each signal keeps its
- * journal order), because PostgreSQL then inserts into the signal_key btree
- * leaf by leaf and a signal's rows share heap pages (measured: about 1.6x
- * the COPY rate of unsorted rows, docs/performance.md).
- */
-static void writer_note_latest(ingest_service *s, writer_state *w, const writer_row *x)
+/* Merges a row into the newest values (under form_lock). */
+static void writer_note_latest(ingest_service *s, const writer_row *x)
 {
     if (x->signal_key >= s->n_latest)
         return; /* no longer in the registry */
-    writer_latest *l = &w->latest[x->signal_key];
-    if (l->has && x->utc_ms < l->utc_ms)
+    writer_shared *w = s->w;
+    writer_latest *v = &w->latest[x->signal_key];
+    if (v->has && x->utc_ms < v->utc_ms)
         return;
-    l->utc_ms = x->utc_ms;
-    l->value = x->value;
-    l->quality = x->quality;
-    l->has = 1;
-    if (!l->dirty) {
-        l->dirty = 1;
+    v->utc_ms = x->utc_ms;
+    v->value = x->value;
+    v->quality = x->quality;
+    v->has = 1;
+    if (!v->dirty) {
+        v->dirty = 1;
         w->n_dirty++;
     }
 }
 
-/* The dirty latest values as the four array parameters of the upsert. */
-static int writer_latest_arrays(ingest_service *s, writer_state *w)
+/* The dirty latest values as the four array parameters of the lane's upsert
+ * (under form_lock); they are no longer dirty once it has them. */
+static int writer_latest_arrays(ingest_service *s, writer_lane *l)
 {
-    text_buffer *tb[4] = {&w->keys, &w->qualities, &w->times, &w->values};
+    writer_shared *w = s->w;
+    text_buffer *tb[4] = {&l->keys, &l->qualities, &l->times, &l->values};
     for (int k = 0; k < 4; k++) {
         tb[k]->size = 0;
         tb[k]->failed = 0;
@@ -436,70 +480,110 @@ static int writer_latest_arrays(ingest_service *s, writer_state *w)
     }
     size_t n = 0;
     for (size_t key = 0; key < s->n_latest; key++) {
-        const writer_latest *l = &w->latest[key];
-        if (!l->dirty)
+        writer_latest *v = &w->latest[key];
+        if (!v->dirty)
             continue;
         const char *sep = n++ ? "," : "";
-        text_append_number(&w->keys, sep, 0, (int64_t)key, 0);
-        text_append_number(&w->qualities, sep, 0, l->quality, 0);
-        text_append_number(&w->times, sep, 0, l->utc_ms, 0);
-        text_append_number(&w->values, sep, 1, 0, l->value);
+        text_append_number(&l->keys, sep, 0, (int64_t)key, 0);
+        text_append_number(&l->qualities, sep, 0, v->quality, 0);
+        text_append_number(&l->times, sep, 0, v->utc_ms, 0);
+        text_append_number(&l->values, sep, 1, 0, v->value);
     }
     for (int k = 0; k < 4; k++) {
         text_append(tb[k], "}", 1);
         if (tb[k]->failed)
             return ANM_ENOMEM;
     }
+    for (size_t key = 0; key < s->n_latest; key++)
+        w->latest[key].dirty = 0;
+    w->n_dirty = 0;
     return ANM_OK;
 }
 
-static int writer_prepare(ingest_service *s, writer_state *w)
+/*
+ * Builds the COPY payload from the lane's batch: rows sorted by signal (a
+ * stable counting sort, so each signal keeps its journal order), because
+ * PostgreSQL then inserts into the signal_key btree leaf by leaf and a
+ * signal's rows share heap pages (measured: about 1.6x the COPY rate of
+ * unsorted rows, docs/performance.md). Odd lanes start the sorted order half
+ * way through the signals (and wrap), so that two COPYs running at once
+ * work on different btree leaves instead of queueing on the same ones.
+ */
+static int writer_prepare(ingest_service *s, writer_lane *l)
 {
     size_t nb = s->n_latest + 1; /* keys beyond the registry (dropped since) go last */
-    if (w->n_buckets < nb + 1) {
-        size_t *grown = realloc(w->bucket, (nb + 1) * sizeof *grown);
+    if (l->n_buckets < nb + 1) {
+        size_t *grown = realloc(l->bucket, (nb + 1) * sizeof *grown);
         if (!grown)
             return ANM_ENOMEM;
-        w->bucket = grown;
-        w->n_buckets = nb + 1;
+        l->bucket = grown;
+        l->n_buckets = nb + 1;
     }
-    memset(w->bucket, 0, (nb + 1) * sizeof *w->bucket);
-    for (size_t i = 0; i < w->n_rows; i++) {
-        uint32_t k = w->rows[i].signal_key;
-        w->bucket[(k < s->n_latest ? k : s->n_latest) + 1]++;
+    size_t shift = l->index % 2 ? s->n_latest / 2 : 0;
+    memset(l->bucket, 0, (nb + 1) * sizeof *l->bucket);
+    for (size_t i = 0; i < l->n_rows; i++) {
+        size_t k = l->rows[i].signal_key < s->n_latest ? l->rows[i].signal_key : s->n_latest;
+        size_t b = k < s->n_latest ? (k + s->n_latest - shift) % s->n_latest : k;
+        l->bucket[b + 1]++;
     }
     for (size_t b = 1; b <= nb; b++)
-        w->bucket[b] += w->bucket[b - 1];
-    for (size_t i = 0; i < w->n_rows; i++) {
-        uint32_t k = w->rows[i].signal_key;
-        w->sorted[w->bucket[k < s->n_latest ? k : s->n_latest]++] = w->rows[i];
+        l->bucket[b] += l->bucket[b - 1];
+    for (size_t i = 0; i < l->n_rows; i++) {
+        size_t k = l->rows[i].signal_key < s->n_latest ? l->rows[i].signal_key : s->n_latest;
+        size_t b = k < s->n_latest ? (k + s->n_latest - shift) % s->n_latest : k;
+        l->sorted[l->bucket[b]++] = l->rows[i];
     }
-    anm_db_copy_buffer_reset(w->copy);
-    for (size_t i = 0; i < w->n_rows; i++) {
-        const writer_row *x = &w->sorted[i];
-        anm_db_copy_row(w->copy, 4);
-        anm_db_copy_int4(w->copy, (int32_t)x->signal_key);
-        anm_db_copy_int4(w->copy, (int32_t)x->quality);
-        anm_db_copy_timestamptz(w->copy, x->utc_ms * 1000);
-        if (anm_db_copy_float8(w->copy, x->value) != ANM_OK)
+    anm_db_copy_buffer_reset(l->copy);
+    for (size_t i = 0; i < l->n_rows; i++) {
+        const writer_row *x = &l->sorted[i];
+        anm_db_copy_row(l->copy, 4);
+        anm_db_copy_int4(l->copy, (int32_t)x->signal_key);
+        anm_db_copy_int4(l->copy, (int32_t)x->quality);
+        anm_db_copy_timestamptz(l->copy, x->utc_ms * 1000);
+        if (anm_db_copy_float8(l->copy, x->value) != ANM_OK)
             return ANM_ENOMEM;
     }
-    for (size_t i = 0; i < w->n_rows; i++)
-        writer_note_latest(s, w, &w->sorted[i]);
-    w->prepared = 1;
+    l->prepared = 1;
     return ANM_OK;
 }
 
-static int writer_commit_once(ingest_service *s, writer_state *w)
+static int is_stopping(ingest_service *s)
 {
-    anm_db *db = s->db;
-    int64_t t_begin = anm_monotonic_ns(), t_copy = 0, t_latest = 0;
-    int rc = anm_db_begin(db);
-    if (rc != ANM_OK)
+    pthread_mutex_lock(&s->lock);
+    int v = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
+/* Waits until every ticket before the lane's has committed: ANM_OK, or
+ * ANM_ESTATE when the writer gives up (the drain timed out, or a lane failed). */
+static int writer_wait_turn(ingest_service *s, writer_lane *l)
+{
+    int rc = ANM_OK;
+    pthread_mutex_lock(&s->lock);
+    while (s->w->committed_ticket + 1 < l->ticket) {
+        if (s->stopping > 1 || s->w->failed) {
+            rc = ANM_ESTATE;
+            break;
+        }
+        pthread_cond_wait(&s->cond, &s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int writer_commit_once(ingest_service *s, writer_lane *l)
+{
+    anm_db *db = l->db;
+    int rc;
+    if (l->n_new_days > 0 && (rc = writer_wait_turn(s, l)) != ANM_OK)
+        return rc; /* a barrier: no other transaction may be open */
+    int64_t t_begin = anm_monotonic_ns(), t_copy = 0, t_turn = 0, t_latest = 0;
+    if ((rc = anm_db_begin(db)) != ANM_OK)
         return rc;
-    for (size_t i = 0; i < w->n_new_days; i++) {
+    for (size_t i = 0; i < l->n_new_days; i++) {
         int y, m, d;
-        anm_civil_from_days(w->new_days[i], &y, &m, &d);
+        anm_civil_from_days(l->new_days[i], &y, &m, &d);
         char day[16];
         snprintf(day, sizeof day, "%04d-%02d-%02d", y, m, d);
         const char *p[1] = {day};
@@ -508,14 +592,17 @@ static int writer_commit_once(ingest_service *s, writer_state *w)
             goto fail;
     }
     long long rows = 0;
-    if (w->n_rows > 0 &&
+    if (l->n_rows > 0 &&
         (rc = anm_db_copy_in(db, "COPY telemetry (signal_key, quality, time, value) FROM STDIN (FORMAT binary)",
-                             w->copy, &rows)) != ANM_OK)
+                             l->copy, &rows)) != ANM_OK)
         goto fail;
     t_copy = anm_monotonic_ns();
+    if ((rc = writer_wait_turn(s, l)) != ANM_OK)
+        goto fail;
+    t_turn = anm_monotonic_ns();
     /* one row per signal: the newest sample since the last upsert, unless a newer one is stored */
-    const char *lp[4] = {w->keys.data, w->qualities.data, w->times.data, w->values.data};
-    if (w->flush_latest && w->n_dirty > 0)
+    const char *lp[4] = {l->keys.data, l->qualities.data, l->times.data, l->values.data};
+    if (l->flush_latest && l->keys.size > 2)
         rc = anm_db_exec(db,
                      "INSERT INTO telemetry_latest AS l (signal_key, quality, time, value)"
                      " SELECT k, q, timestamptz 'epoch' + t * interval '1 millisecond', v"
@@ -528,8 +615,8 @@ static int writer_commit_once(ingest_service *s, writer_state *w)
         goto fail;
     t_latest = anm_monotonic_ns();
     char pos[32], latest_pos[32];
-    snprintf(pos, sizeof pos, "%" PRIu64, w->end);
-    snprintf(latest_pos, sizeof latest_pos, "%" PRIu64, w->flush_latest ? w->end : w->latest_position);
+    snprintf(pos, sizeof pos, "%" PRIu64, l->end);
+    snprintf(latest_pos, sizeof latest_pos, "%" PRIu64, l->latest_position);
     const char *pp[3] = {s->cfg->stream, pos, latest_pos};
     rc = anm_db_exec(db,
                      "INSERT INTO ingest_journal_position (stream, position, latest_position, updated_at)"
@@ -539,8 +626,9 @@ static int writer_commit_once(ingest_service *s, writer_state *w)
                      3, pp, NULL, NULL);
     if (rc != ANM_OK)
         goto fail;
-    for (size_t i = 0; i < ingest_senders_count(w->pending); i++) {
-        const ingest_sender_window *win = ingest_senders_at(w->pending, i);
+    /* in its turn, so committed_senders is what the database holds */
+    for (size_t i = 0; i < ingest_senders_count(l->pending); i++) {
+        const ingest_sender_window *win = ingest_senders_at(l->pending, i);
         const ingest_sender_window *old = ingest_senders_find(s->committed_senders, win->sender_id);
         if (old && memcmp(old, win, sizeof *win) == 0)
             continue;
@@ -568,71 +656,72 @@ static int writer_commit_once(ingest_service *s, writer_state *w)
     if (rc != ANM_OK)
         goto fail;
     int64_t t_end = anm_monotonic_ns();
-    if (t_end - t_begin >= 300000000) /* a stall: say which statement took the time */
+    if ((t_copy - t_begin) + (t_end - t_turn) >= 300000000) /* a stall: say which statement took the time */
         anm_log_info(COMPONENT,
-                     "slow store of %zu rows: %.0f ms (copy %.0f, latest %.0f, rest %.0f, commit %.0f)",
-                     w->n_rows, (double)(t_end - t_begin) / 1e6, (double)(t_copy - t_begin) / 1e6,
-                     (double)(t_latest - t_copy) / 1e6, (double)(t_pre_commit - t_latest) / 1e6,
-                     (double)(t_end - t_pre_commit) / 1e6);
+                     "slow store of %zu rows on writer %d: copy %.0f ms, waiting for the turn %.0f,"
+                     " latest %.0f, rest %.0f, commit %.0f",
+                     l->n_rows, l->index, (double)(t_copy - t_begin) / 1e6,
+                     (double)(t_turn - t_copy) / 1e6, (double)(t_latest - t_turn) / 1e6,
+                     (double)(t_pre_commit - t_latest) / 1e6, (double)(t_end - t_pre_commit) / 1e6);
     return ANM_OK;
 fail:
     (void)anm_db_rollback(db);
     return rc;
 }
 
-static void writer_reset_batch(ingest_service *s, writer_state *w)
+/* After the lane's batch committed (in its turn): publish the new state. */
+static void writer_committed(ingest_service *s, writer_lane *l)
 {
-    anm_db_copy_buffer_reset(w->copy);
-    w->n_rows = 0;
-    w->prepared = 0;
-    w->batches = 0;
-    w->n_new_days = 0;
-    w->start = w->end;
-    /* pending = committed */
-    ingest_senders_destroy(&w->pending);
-    w->pending = ingest_senders_new();
-    for (size_t i = 0; w->pending && i < ingest_senders_count(s->committed_senders); i++)
-        ingest_senders_put(w->pending, ingest_senders_at(s->committed_senders, i));
-}
-
-static int is_stopping(ingest_service *s)
-{
+    for (size_t i = 0; i < l->n_new_days && s->n_known_days < 64; i++)
+        s->known_days[s->n_known_days++] = l->new_days[i];
+    ingest_senders *tmp = s->committed_senders;
+    s->committed_senders = l->pending;
+    l->pending = tmp;
+    /* the journal keeps what telemetry_latest does not reflect yet (at most
+       latest_interval_ms of records), for a restart to re-read */
+    ingest_journal_set_committed(s->journal, l->latest_position);
+    int64_t now = anm_clock_now_ms(s->clock);
     pthread_mutex_lock(&s->lock);
-    int v = s->stopping;
+    for (size_t i = 0; i < l->n_rows; i++)
+        ingest_latency_add(&s->latency, now - l->rows[i].utc_ms, 1);
+    s->w->committed_ticket = l->ticket;
+    if (s->w->barrier == l->ticket)
+        s->w->barrier = 0;
+    pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
-    return v;
+    atomic_fetch_add(&s->committed_samples, l->n_rows);
+    atomic_fetch_add(&s->committed_batches, l->batches);
+    atomic_store(&s->db_connected, 1);
 }
 
-/* Commits the open batch, retrying with back-off until it is stored or the
+/* Commits the lane's batch, retrying with back-off until it is stored or the
    service stops. ANM_OK when stored, ANM_ESTATE when given up (stopping). */
-static int writer_commit(ingest_service *s, writer_state *w)
+static int writer_commit(ingest_service *s, writer_lane *l)
 {
     long delay_ms = 100;
     anm_log_limiter lim;
     anm_log_limiter_init(&lim, 3, 0.2);
-    if (!w->prepared && writer_prepare(s, w) != ANM_OK) {
-        anm_log_error(COMPONENT, "writer: out of memory");
-        return ANM_ENOMEM;
-    }
-    int64_t now_ns = anm_monotonic_ns();
-    w->flush_latest = s->cfg->latest_interval_ms == 0 || is_stopping(s) ||
-                      now_ns - w->flushed_ns >= s->cfg->latest_interval_ms * 1000000;
-    if (w->flush_latest && writer_latest_arrays(s, w) != ANM_OK) {
+    if (!l->prepared && writer_prepare(s, l) != ANM_OK) {
         anm_log_error(COMPONENT, "writer: out of memory");
         return ANM_ENOMEM;
     }
     for (;;) {
-        int rc = anm_db_is_connected(s->db) ? ANM_OK : ANM_EAGAIN;
+        int rc = anm_db_is_connected(l->db) ? ANM_OK : ANM_EAGAIN;
         if (rc == ANM_OK)
-            rc = writer_commit_once(s, w);
+            rc = writer_commit_once(s, l);
         if (rc == ANM_OK)
             break;
-        int lost = rc == ANM_EAGAIN || !anm_db_is_connected(s->db);
+        pthread_mutex_lock(&s->lock);
+        int abandon = s->stopping > 1 || s->w->failed;
+        pthread_mutex_unlock(&s->lock);
+        if (rc == ANM_ESTATE && abandon)
+            return ANM_ESTATE; /* the journal keeps it for the next start */
+        int lost = rc == ANM_EAGAIN || !anm_db_is_connected(l->db);
         if (lost)
             atomic_store(&s->db_connected, 0);
         if (anm_log_limiter_allow(&lim, anm_monotonic_ns() / 1000000))
             anm_log_error(COMPONENT, "could not store %zu samples (journal up to %" PRIu64 "): %s",
-                          w->n_rows, w->end, anm_db_error_message(s->db));
+                          l->n_rows, l->end, anm_db_error_message(l->db));
         if (is_stopping(s)) {
             int done_waiting;
             pthread_mutex_lock(&s->lock);
@@ -644,111 +733,106 @@ static int writer_commit(ingest_service *s, writer_state *w)
         struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         delay_ms = delay_ms * 2 > 2000 ? 2000 : delay_ms * 2;
-        if (lost && anm_db_reconnect(s->db) == ANM_OK) {
-            atomic_store(&s->db_connected, 1);
-            anm_log_info(COMPONENT, "database connection restored");
-        }
+        if (lost && anm_db_reconnect(l->db) == ANM_OK)
+            anm_log_info(COMPONENT, "database connection restored (writer %d)", l->index);
     }
-    /* stored: publish the new state */
-    for (size_t i = 0; i < w->n_new_days && s->n_known_days < 64; i++)
-        s->known_days[s->n_known_days++] = w->new_days[i];
-    ingest_senders *tmp = s->committed_senders;
-    s->committed_senders = w->pending;
-    w->pending = tmp;
-    int64_t now = anm_clock_now_ms(s->clock);
-    pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < w->n_rows; i++)
-        ingest_latency_add(&s->latency, now - w->rows[i].utc_ms, 1);
-    pthread_mutex_unlock(&s->lock);
-    atomic_fetch_add(&s->committed_samples, w->n_rows);
-    atomic_fetch_add(&s->committed_batches, w->batches);
-    if (w->flush_latest) {
-        for (size_t k = 0; k < s->n_latest && w->n_dirty > 0; k++)
-            if (w->latest[k].dirty) {
-                w->latest[k].dirty = 0;
-                w->n_dirty--;
-            }
-        w->n_dirty = 0;
-        w->flushed_ns = anm_monotonic_ns();
-        w->latest_position = w->end;
-    }
-    /* the journal keeps what telemetry_latest does not reflect yet (at most
-       latest_interval_ms of records), for a restart to re-read */
-    ingest_journal_set_committed(s->journal, w->latest_position);
-    writer_reset_batch(s, w);
+    writer_committed(s, l);
     return ANM_OK;
 }
 
-static void *writer_main(void *arg)
+/* Empties the lane's batch; it starts where the journal was formed up to. */
+static void writer_reset_batch(ingest_service *s, writer_lane *l)
 {
-    ingest_service *s = arg;
-    writer_state w;
-    memset(&w, 0, sizeof w);
-    w.start = w.end = w.latest_position = ingest_journal_committed(s->journal);
-    /* due at once: records re-read after a restart reach telemetry_latest promptly */
-    w.flushed_ns = anm_monotonic_ns() - s->cfg->latest_interval_ms * 1000000;
-    w.copy = anm_db_copy_buffer_new();
-    w.latest = calloc(s->n_latest ? s->n_latest : 1, sizeof *w.latest);
-    if (!w.copy || !w.latest || ingest_journal_reader_new(s->journal, w.start, &w.reader) != ANM_OK) {
-        anm_log_error(COMPONENT, "writer: out of memory");
+    anm_db_copy_buffer_reset(l->copy);
+    l->n_rows = 0;
+    l->prepared = 0;
+    l->batches = 0;
+    l->n_new_days = 0;
+    l->flush_latest = 0;
+    l->start = l->end = s->w->read_end;
+}
+
+/*
+ * Forms the lane's next batch from the journal (taking form_lock): ANM_OK
+ * when the lane has a batch (rows, or a due latest upsert) with its ticket,
+ * ANM_ESTATE when the writer is done (stopped and everything stored, or
+ * given up), another error when it cannot go on.
+ */
+static int writer_form(ingest_service *s, writer_lane *l)
+{
+    writer_shared *w = s->w;
+    int rc = ANM_OK;
+    pthread_mutex_lock(&w->form_lock);
+    /* no batch is formed after a barrier until it has committed */
+    pthread_mutex_lock(&s->lock);
+    while (w->barrier != 0 && w->committed_ticket < w->barrier && s->stopping < 2 && !w->failed)
+        pthread_cond_wait(&s->cond, &s->lock);
+    int give_up = s->stopping > 1 || w->failed;
+    pthread_mutex_unlock(&s->lock);
+    if (give_up) {
+        rc = ANM_ESTATE;
         goto out;
     }
-    writer_reset_batch(s, &w);
+    writer_reset_batch(s, l);
     for (;;) {
         pthread_mutex_lock(&s->lock);
-        int abandon = s->stopping > 1; /* the drain timed out: the journal keeps the rest */
+        give_up = s->stopping > 1 || w->failed; /* the drain timed out: the journal keeps the rest */
         pthread_mutex_unlock(&s->lock);
-        if (abandon)
-            break;
+        if (give_up) {
+            rc = ANM_ESTATE;
+            goto out;
+        }
         uint64_t durable = ingest_journal_durable(s->journal);
         int more = 0;
-        while (w.n_rows < (size_t)s->cfg->batch_max_rows) {
+        while (l->n_rows < (size_t)s->cfg->batch_max_rows) {
             const void *payload;
             size_t size;
             uint64_t end;
-            int rc = ingest_journal_reader_next(w.reader, durable, &payload, &size, &end);
-            if (rc == ANM_EAGAIN)
+            rc = ingest_journal_reader_next(w->reader, durable, &payload, &size, &end);
+            if (rc == ANM_EAGAIN) {
+                rc = ANM_OK;
                 break;
+            }
             if (rc != ANM_OK) {
-                anm_log_error(COMPONENT, "could not read journal at %" PRIu64 ": %s", w.end,
+                anm_log_error(COMPONENT, "could not read journal at %" PRIu64 ": %s", l->end,
                               anm_strerror(rc));
                 goto out;
             }
-            if (w.n_rows == 0)
-                w.opened_ns = anm_monotonic_ns();
-            w.end = end;
-            size_t before = w.n_rows;
-            if (writer_add_record(s, &w, payload, size) != ANM_OK) {
+            if (l->n_rows == 0)
+                l->opened_ns = anm_monotonic_ns();
+            l->end = w->read_end = end;
+            size_t before = l->n_rows;
+            if (writer_add_record(s, l, payload, size) != ANM_OK) {
                 anm_log_error(COMPONENT, "writer: out of memory");
+                rc = ANM_ENOMEM;
                 goto out;
             }
+            for (size_t i = before; i < l->n_rows; i++)
+                writer_note_latest(s, &l->rows[i]);
             if (end <= s->stored_position) {
                 /* stored before a restart, but not yet in telemetry_latest */
-                for (size_t i = before; i < w.n_rows; i++)
-                    writer_note_latest(s, &w, &w.rows[i]);
-                w.n_rows = before;
-                w.batches--;
+                l->n_rows = before;
+                l->batches--;
             }
             more = 1;
         }
         int stopping = is_stopping(s);
-        int full = w.n_rows >= (size_t)s->cfg->batch_max_rows;
-        int64_t age_ms = w.n_rows ? (anm_monotonic_ns() - w.opened_ns) / 1000000 : 0;
-        int64_t flush_in_ms = s->cfg->latest_interval_ms - (anm_monotonic_ns() - w.flushed_ns) / 1000000;
-        int latest_due = w.n_dirty > 0 && (stopping || flush_in_ms <= 0);
-        if ((w.n_rows > 0 && (full || age_ms >= s->cfg->batch_max_age_ms || stopping)) ||
-            (w.n_rows == 0 && latest_due && !more)) {
-            if (writer_commit(s, &w) != ANM_OK)
-                goto out;
-            continue;
+        int full = l->n_rows >= (size_t)s->cfg->batch_max_rows;
+        int64_t age_ms = l->n_rows ? (anm_monotonic_ns() - l->opened_ns) / 1000000 : 0;
+        int64_t flush_in_ms = s->cfg->latest_interval_ms - (anm_monotonic_ns() - w->flushed_ns) / 1000000;
+        int latest_due = w->n_dirty > 0 && (stopping || flush_in_ms <= 0);
+        if ((l->n_rows > 0 && (full || age_ms >= s->cfg->batch_max_age_ms || stopping)) ||
+            (l->n_rows == 0 && latest_due && !more))
+            break; /* the batch is formed */
+        if (stopping && l->n_rows == 0 && w->n_dirty == 0 && ingest_journal_durable(s->journal) == l->end) {
+            rc = ANM_ESTATE; /* drained: every record is in a formed batch */
+            goto out;
         }
-        if (stopping && w.n_rows == 0 && w.n_dirty == 0 && ingest_journal_durable(s->journal) == w.end)
-            break;
         if (more)
             continue;
         /* wait for new durable records or the batch's deadline */
-        long wait_ms = w.n_rows ? s->cfg->batch_max_age_ms - age_ms : 200;
-        if (w.n_dirty > 0 && flush_in_ms < wait_ms)
+        long wait_ms = l->n_rows ? s->cfg->batch_max_age_ms - age_ms : 200;
+        if (w->n_dirty > 0 && flush_in_ms < wait_ms)
             wait_ms = (long)flush_in_ms;
         if (wait_ms < 1)
             wait_ms = 1;
@@ -765,18 +849,122 @@ static void *writer_main(void *arg)
             pthread_cond_timedwait(&s->cond, &s->lock, &ts);
         pthread_mutex_unlock(&s->lock);
     }
+    /* formed: its ticket, its latest upsert (when due) and its sender windows */
+    int64_t now_ns = anm_monotonic_ns();
+    l->flush_latest = s->cfg->latest_interval_ms == 0 || is_stopping(s) ||
+                      now_ns - w->flushed_ns >= s->cfg->latest_interval_ms * 1000000;
+    if (l->flush_latest) {
+        if ((rc = writer_latest_arrays(s, l)) != ANM_OK) {
+            anm_log_error(COMPONENT, "writer: out of memory");
+            goto out;
+        }
+        w->flushed_ns = now_ns;
+        w->latest_position = l->end;
+    }
+    l->latest_position = w->latest_position;
+    ingest_senders_destroy(&l->pending);
+    l->pending = ingest_senders_new();
+    for (size_t i = 0; l->pending && i < ingest_senders_count(w->formed); i++)
+        if (ingest_senders_put(l->pending, ingest_senders_at(w->formed, i)) != ANM_OK)
+            ingest_senders_destroy(&l->pending);
+    if (l->pending == NULL) {
+        anm_log_error(COMPONENT, "writer: out of memory");
+        rc = ANM_ENOMEM;
+        goto out;
+    }
+    l->ticket = ++w->next_ticket;
+    if (l->n_new_days > 0) {
+        pthread_mutex_lock(&s->lock);
+        w->barrier = l->ticket;
+        pthread_mutex_unlock(&s->lock);
+    }
 out:
-    ingest_journal_reader_destroy(&w.reader);
-    anm_db_copy_buffer_destroy(&w.copy);
-    ingest_senders_destroy(&w.pending);
-    free(w.rows);
-    free(w.sorted);
-    free(w.latest);
-    free(w.bucket);
-    free(w.keys.data);
-    free(w.qualities.data);
-    free(w.times.data);
-    free(w.values.data);
+    pthread_mutex_unlock(&w->form_lock);
+    return rc;
+}
+
+static void writer_fail(ingest_service *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->w->failed = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void *writer_lane_main(void *arg)
+{
+    writer_lane *l = arg;
+    ingest_service *s = l->s;
+    for (;;) {
+        int rc = writer_form(s, l);
+        if (rc == ANM_ESTATE)
+            break; /* drained, or given up: nothing of this lane's is in flight */
+        if (rc == ANM_OK)
+            rc = writer_commit(s, l);
+        if (rc != ANM_OK) {
+            /* given up or failed with a batch in flight: the later lanes must
+               not wait for its turn (the journal keeps every record) */
+            writer_fail(s);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void writer_lane_free(writer_lane *l)
+{
+    anm_db_copy_buffer_destroy(&l->copy);
+    ingest_senders_destroy(&l->pending);
+    free(l->rows);
+    free(l->sorted);
+    free(l->bucket);
+    free(l->keys.data);
+    free(l->qualities.data);
+    free(l->times.data);
+    free(l->values.data);
+}
+
+static void *writer_main(void *arg)
+{
+    ingest_service *s = arg;
+    writer_shared *w = s->w;
+    writer_lane lanes[INGEST_MAX_WRITERS];
+    size_t n = s->n_lanes, started = 0;
+    memset(lanes, 0, sizeof lanes);
+    w->read_end = w->latest_position = ingest_journal_committed(s->journal);
+    /* due at once: records re-read after a restart reach telemetry_latest promptly */
+    w->flushed_ns = anm_monotonic_ns() - s->cfg->latest_interval_ms * 1000000;
+    w->latest = calloc(s->n_latest ? s->n_latest : 1, sizeof *w->latest);
+    w->formed = ingest_senders_new();
+    for (size_t i = 0; w->formed && i < ingest_senders_count(s->committed_senders); i++)
+        ingest_senders_put(w->formed, ingest_senders_at(s->committed_senders, i));
+    int ok = w->latest && w->formed &&
+             ingest_journal_reader_new(s->journal, w->read_end, &w->reader) == ANM_OK;
+    for (size_t i = 0; ok && i < n; i++) {
+        lanes[i] = (writer_lane){.s = s, .index = (int)i, .db = s->lane_db[i]};
+        lanes[i].copy = anm_db_copy_buffer_new();
+        ok = lanes[i].copy != NULL;
+    }
+    if (!ok) {
+        anm_log_error(COMPONENT, "writer: out of memory");
+        goto out;
+    }
+    for (size_t i = 1; i < n; i++, started++)
+        if (pthread_create(&lanes[i].thread, NULL, writer_lane_main, &lanes[i]) != 0) {
+            anm_log_error(COMPONENT, "writer: could not start writer thread %zu", i);
+            writer_fail(s);
+            break;
+        }
+    writer_lane_main(&lanes[0]);
+    for (size_t i = 1; i <= started; i++)
+        pthread_join(lanes[i].thread, NULL);
+out:
+    for (size_t i = 0; i < n; i++)
+        writer_lane_free(&lanes[i]);
+    ingest_journal_reader_destroy(&w->reader);
+    ingest_senders_destroy(&w->formed);
+    free(w->latest);
+    w->latest = NULL;
     pthread_mutex_lock(&s->lock);
     s->writer_done = 1;
     pthread_mutex_unlock(&s->lock);
@@ -995,7 +1183,7 @@ static int flush_acks(ingest_service *s)
     if (rc != ANM_OK)
         return rc;
     pthread_mutex_lock(&s->lock);
-    pthread_cond_signal(&s->cond);
+    pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
     for (size_t i = 0; i < s->n_acks; i++) {
         pending_ack *a = &s->acks[i];
@@ -1119,7 +1307,7 @@ static int on_drain(anm_reactor *reactor, int signal_number, void *arg)
         if (s->router)
             anm_reactor_remove_socket(reactor, s->router);
         s->stopping = 1;
-        pthread_cond_signal(&s->cond);
+        pthread_cond_broadcast(&s->cond);
     }
     int done = s->writer_done;
     pthread_mutex_unlock(&s->lock);
@@ -1243,6 +1431,26 @@ int ingest_service_new(const ingest_config *cfg, ingest_service **out, anm_error
         goto fail;
     }
     atomic_store(&s->db_connected, 1);
+    s->w = calloc(1, sizeof *s->w);
+    if (!s->w) {
+        rc = ANM_ENOMEM;
+        goto fail;
+    }
+    pthread_mutex_init(&s->w->form_lock, NULL);
+    s->lane_db[0] = s->db;
+    s->n_lanes = 1;
+    for (long i = 1; i < cfg->writers; i++) {
+        rc = anm_db_connect(conninfo, &dbo, &s->lane_db[i]);
+        for (int attempt = 0; rc == ANM_EAGAIN && attempt < 20; attempt++)
+            rc = anm_db_reconnect(s->lane_db[i]);
+        if (rc != ANM_OK) {
+            anm_error_detail_set(detail, NULL, 0, 0, "conninfo",
+                                 "could not open writer connection %ld: %s", i + 1,
+                                 s->lane_db[i] ? anm_db_error_message(s->lane_db[i]) : anm_strerror(rc));
+            goto fail;
+        }
+        s->n_lanes++;
+    }
     uint64_t committed = 0;
     if ((rc = load_registry(s, s->db)) != ANM_OK || (rc = load_state(s, s->db, &committed)) != ANM_OK) {
         anm_error_detail_set(detail, NULL, 0, 0, NULL, "could not read the registry and position: %s",
@@ -1318,7 +1526,7 @@ void ingest_service_destroy(ingest_service **sp)
     if (s->writer_started) {
         pthread_mutex_lock(&s->lock);
         s->stopping = 2; /* stop now: what is not stored stays in the journal */
-        pthread_cond_signal(&s->cond);
+        pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
         pthread_join(s->writer, NULL);
     }
@@ -1328,6 +1536,12 @@ void ingest_service_destroy(ingest_service **sp)
     anm_bus_destroy(&s->bus);
     ingest_journal_close(&s->journal);
     anm_db_destroy(&s->db);
+    for (size_t i = 1; i < INGEST_MAX_WRITERS; i++)
+        anm_db_destroy(&s->lane_db[i]);
+    if (s->w) {
+        pthread_mutex_destroy(&s->w->form_lock);
+        free(s->w);
+    }
     ingest_senders_destroy(&s->senders);
     ingest_senders_destroy(&s->committed_senders);
     ingest_recent_destroy(&s->recent);

@@ -8,6 +8,9 @@
 #include "engine/config.h"
 #include "engine/log.h"
 
+/* the most database connections the writer uses at once */
+#define INGEST_MAX_WRITERS 4
+
 typedef struct ingest_config {
     char *endpoint;          /* ROUTER: telemetry batches and status requests */
     char *publish_endpoint;  /* PUB: signal.latest ("" or null: none) */
@@ -22,6 +25,7 @@ typedef struct ingest_config {
     long max_future_s;       /* samples newer than now + max_future_s are refused */
     long max_batch_samples;
     long publish_interval_ms;
+    long writers;            /* database connections storing COPY batches at once */
     long latest_interval_ms;  /* telemetry_latest upserted at most this often (0: every batch) */
     long dedupe_window_log2; /* recent (signal, time) window: 2^n slots per generation */
     char *clock;             /* "real", "sim:...", "step:..." */
