@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,9 @@ struct anm_reactor {
     int64_t drain_timeout_ms;
     int64_t drain_started_ns; /* 0: not draining */
     int signal_number;
+
+    int64_t spin_ns;       /* anm_reactor_set_spin_us, in ns (0: never spin) */
+    int64_t spin_until_ns; /* monotonic end of the current spin window (0: none) */
 };
 
 static void on_signal(int signal_number)
@@ -363,6 +367,45 @@ static int64_t poll_timeout(anm_reactor *r, int64_t max_wait_ms)
     return timeout;
 }
 
+/*
+ * The bounded busy poll: within the spin window opened by the last iteration
+ * that handled I/O, polls without sleeping until an item is ready, a timer
+ * falls due, the window closes or *max_wait_ms (> 0) passes, whichever is
+ * first. Returns what zmq_poll returned last (0: nothing ready; the caller
+ * then blocks, with *max_wait_ms reduced by the time spent here).
+ */
+static int spin_poll(anm_reactor *r, size_t n_items, int64_t *max_wait_ms)
+{
+    if (r->spin_until_ns == 0 || *max_wait_ms == 0)
+        return 0;
+    int64_t start = anm_monotonic_ns();
+    int64_t end = r->spin_until_ns;
+    r->spin_until_ns = 0; /* reopened only by handled I/O */
+    if (end <= start)
+        return 0;
+    if (*max_wait_ms > 0 && start + *max_wait_ms * 1000000 < end)
+        end = start + *max_wait_ms * 1000000;
+    /* timers are not touched while spinning: stop at the earliest deadline */
+    int64_t timer_delay_ms = poll_timeout(r, -1);
+    if (timer_delay_ms >= 0 && start + timer_delay_ms * 1000000 < end)
+        end = start + timer_delay_ms * 1000000;
+    int ready = 0;
+    int64_t now = start;
+    while (ready == 0 && now < end) {
+        ready = zmq_poll(r->items, (int)n_items, 0);
+        /* give the core to any other runnable thread (ZeroMQ's I/O thread,
+         * a peer on the same machine): the spin only uses otherwise idle CPU */
+        if (ready == 0)
+            sched_yield();
+        now = anm_monotonic_ns();
+    }
+    if (ready == 0 && *max_wait_ms > 0) {
+        int64_t spent_ms = (now - start + 999999) / 1000000;
+        *max_wait_ms = spent_ms < *max_wait_ms ? *max_wait_ms - spent_ms : 0;
+    }
+    return ready;
+}
+
 static void finish(anm_reactor *r, int status)
 {
     r->stopped = 1;
@@ -411,7 +454,7 @@ static void continue_drain(anm_reactor *r)
 int anm_reactor_run_once(anm_reactor *reactor, int64_t max_wait_ms)
 {
     anm_reactor *r = reactor;
-    int called = 0;
+    int called = 0, handled = 0;
     compact_handlers(r);
     int rc = build_items(r);
     if (rc != ANM_OK)
@@ -421,7 +464,9 @@ int anm_reactor_run_once(anm_reactor *reactor, int64_t max_wait_ms)
     /* a signal caught before the handlers were installed, or between two
      * polls, has already written to the pipe; this check is only a shortcut */
     if (!(r->handles_signals && caught_signal != 0)) {
-        ready = zmq_poll(r->items, (int)n_items, (long)poll_timeout(r, max_wait_ms));
+        ready = spin_poll(r, n_items, &max_wait_ms);
+        if (ready == 0)
+            ready = zmq_poll(r->items, (int)n_items, (long)poll_timeout(r, max_wait_ms));
         if (ready < 0) {
             int err = zmq_errno();
             if (err != EINTR) {
@@ -450,10 +495,14 @@ int anm_reactor_run_once(anm_reactor *reactor, int64_t max_wait_ms)
         if (r->handlers[i - 1].removed)
             continue;
         called++;
+        handled++;
         rc = h.socket != NULL ? h.socket_fn(r, h.socket, h.arg) : h.fd_fn(r, h.fd, h.arg);
         if (rc != ANM_OK)
             return rc;
     }
+    /* I/O was handled: more is likely soon, so the next polls spin (timers alone do not) */
+    if (handled > 0 && r->spin_ns > 0)
+        r->spin_until_ns = anm_monotonic_ns() + r->spin_ns;
     continue_drain(r);
     return called;
 }
@@ -519,6 +568,22 @@ fail:
     signal_pipe_fd = -1;
     anm_log_error(COMPONENT, "could not install signal handlers: %s", strerror(errno));
     return ANM_EIO;
+}
+
+void anm_reactor_set_spin_us(anm_reactor *reactor, int64_t spin_us)
+{
+    if (spin_us < 0)
+        spin_us = 0;
+    if (spin_us > ANM_REACTOR_MAX_SPIN_US)
+        spin_us = ANM_REACTOR_MAX_SPIN_US;
+    reactor->spin_ns = spin_us * 1000;
+    if (spin_us == 0)
+        reactor->spin_until_ns = 0;
+}
+
+int64_t anm_reactor_spin_us(const anm_reactor *reactor)
+{
+    return reactor->spin_ns / 1000;
 }
 
 void anm_reactor_set_drain_timeout(anm_reactor *reactor, int64_t timeout_ms)

@@ -1707,6 +1707,7 @@ void market_service_config_default(market_service_config *config)
     config->statement_topic = "constraint.statement";
     config->auction_pricing = MARKET_PAY_AS_BID;
     config->auction_check_ms = 1000;
+    config->spin_us = MARKET_SERVICE_DEFAULT_SPIN_US;
 }
 
 typedef struct recover_ctx {
@@ -2083,6 +2084,8 @@ int market_service_run(const market_service_config *config, anm_error_detail *de
     }
     if (rc == ANM_OK)
         rc = anm_reactor_new(s.clock, &s.reactor);
+    if (rc == ANM_OK)
+        anm_reactor_set_spin_us(s.reactor, config->spin_us);
     if (rc == ANM_OK && s.statement_sub != NULL)
         rc = anm_reactor_add_socket(s.reactor, s.statement_sub, on_statement, &s);
     /* gate closures up to the latest journaled event were handled before a restart */

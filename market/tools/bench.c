@@ -3,6 +3,9 @@
  * TCP with CURVE against a running service) and `anm-market bench core`
  * (continuous matching and the gate-closure auction in process). Prints
  * figures as key=value lines; never fails on a time. Driven by bench/market.
+ * `--spin-us N` has the client poll without sleeping (yielding the core) for
+ * up to N us before each blocking wait for answers, as the service's reactor
+ * does (anm_reactor_set_spin_us); 0 (the default) never spins.
  */
 #include "market/auction.h"
 #include "market/market.h"
@@ -13,6 +16,7 @@
 #include "engine/clock.h"
 
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +36,7 @@ static int bench_client(int argc, char **argv)
 {
     const char *endpoint = NULL, *key_path = NULL, *server_public = NULL, *zone = NULL,
                *der = NULL, *period = NULL;
-    long connections = 4, window = 256, orders = 200000, id_base = 1, batch = 1;
+    long connections = 4, window = 256, orders = 200000, id_base = 1, batch = 1, spin_us = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
         if (strcmp(o, "--router") == 0) endpoint = v;
@@ -45,6 +49,7 @@ static int bench_client(int argc, char **argv)
         else if (strcmp(o, "--window") == 0 && anm_parse_long(v, 1, 100000, &window) == 0) {}
         else if (strcmp(o, "--orders") == 0 && anm_parse_long(v, 1, 100000000, &orders) == 0) {}
         else if (strcmp(o, "--batch") == 0 && anm_parse_long(v, 1, MARKET_PROTOCOL_MAX_BATCH, &batch) == 0) {}
+        else if (strcmp(o, "--spin-us") == 0 && anm_parse_long(v, 0, 1000000, &spin_us) == 0) {}
         else if (strcmp(o, "--id-base") == 0 && anm_parse_long(v, 1, 1L << 50, &id_base) == 0) {}
         else return anm_cli_usage_error("anm-market", "bench client: bad option '%s %s'", o, v);
     }
@@ -117,7 +122,18 @@ static int bench_client(int argc, char **argv)
         zmq_pollitem_t items[MAX_CONNECTIONS];
         for (long c = 0; c < connections; c++)
             items[c] = (zmq_pollitem_t){sockets[c], 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(items, (int)connections, 10000) <= 0)
+        /* as the service's reactor does (anm_reactor_set_spin_us): poll without
+         * sleeping for up to spin_us before blocking, saving the wake-up */
+        int ready = 0;
+        for (int64_t spin_end = anm_monotonic_ns() + spin_us * 1000;
+             spin_us > 0 && ready == 0 && anm_monotonic_ns() < spin_end;) {
+            ready = zmq_poll(items, (int)connections, 0);
+            if (ready == 0)
+                sched_yield();
+        }
+        if (ready == 0)
+            ready = zmq_poll(items, (int)connections, 10000);
+        if (ready <= 0)
             return anm_cli_fail("anm-market", "no answer within 10 s (%ld of %ld acked)", acked,
                                 orders);
         for (long c = 0; c < connections; c++) {
@@ -146,9 +162,9 @@ static int bench_client(int argc, char **argv)
     }
     double seconds = (double)(anm_monotonic_ns() - start) / 1e9;
     qsort(latency, (size_t)orders, sizeof *latency, cmp_i64);
-    printf("orders=%ld batch=%ld rejected=%ld seconds=%.3f orders_per_s=%.0f ack_p50_us=%.1f "
+    printf("orders=%ld batch=%ld spin_us=%ld rejected=%ld seconds=%.3f orders_per_s=%.0f ack_p50_us=%.1f "
            "ack_p99_us=%.1f\n",
-           orders, batch, rejected, seconds, (double)orders / seconds,
+           orders, batch, spin_us, rejected, seconds, (double)orders / seconds,
            (double)latency[orders / 2] / 1e3, (double)latency[(orders * 99) / 100] / 1e3);
     for (long c = 0; c < connections; c++)
         zmq_close(sockets[c]);

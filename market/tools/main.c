@@ -22,7 +22,8 @@ static void usage(FILE *out)
             "           [--batch N] [--snapshot-every EVENTS] [--ready-file FILE]\n"
             "           [--statement-endpoint ENDPOINT] [--statement-topic PREFIX]\n"
             "           [--auto-auction on|off] [--auction-pricing pay_as_bid|uniform]\n"
-            "           [--auction-check-ms N] [--db CONNINFO] [--log-level LEVEL]\n"
+            "           [--auction-check-ms N] [--spin-us N] [--db CONNINFO]\n"
+            "           [--log-level LEVEL]\n"
             "       anm-market replay JOURNAL\n"
             "       anm-market client --endpoint ENDPOINT --keys DIR --participant NAME\n"
             "           --server-key FILE [--requests FILE.jsonl | -] [--timeout-ms N]\n"
@@ -99,6 +100,8 @@ static int serve(int argc, char **argv)
         else if (strcmp(o, "--auction-check-ms") == 0 &&
                  anm_parse_long(v, 1, 86400000L, &n) == 0)
             c.auction_check_ms = n;
+        else if (strcmp(o, "--spin-us") == 0 && anm_parse_long(v, 0, 1000000, &n) == 0)
+            c.spin_us = n;
         else if (strcmp(o, "--snapshot-every") == 0 && anm_parse_long(v, 0, 1L << 40, &n) == 0)
             c.snapshot_every = (uint64_t)n;
         else

@@ -118,6 +118,21 @@ int anm_reactor_wake(anm_reactor *reactor);
  */
 int anm_reactor_handle_signals(anm_reactor *reactor, anm_reactor_drain_fn drain, void *arg);
 
+/*
+ * Bounded busy polling, for latency-bound services (off by default). After
+ * an iteration that called a socket or fd handler, the next polls do not
+ * sleep (zmq_poll with timeout 0) for up to spin_us real microseconds; if
+ * nothing arrives by then, the loop blocks as usual. Only handled I/O opens
+ * a spin window (timers and wakes do not), so an idle loop never spins, and
+ * a spin ends early at the next timer's deadline or run_once's max_wait_ms.
+ * Saves the wake-up of a blocked poll (tens of microseconds per message) at
+ * the cost of up to spin_us of CPU after each burst. spin_us <= 0 disables
+ * it; values above ANM_REACTOR_MAX_SPIN_US are clamped.
+ */
+#define ANM_REACTOR_MAX_SPIN_US 1000000
+void anm_reactor_set_spin_us(anm_reactor *reactor, int64_t spin_us);
+int64_t anm_reactor_spin_us(const anm_reactor *reactor);
+
 /* Real milliseconds a drain may take (> 0). */
 void anm_reactor_set_drain_timeout(anm_reactor *reactor, int64_t timeout_ms);
 

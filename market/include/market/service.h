@@ -43,7 +43,11 @@ typedef struct market_service_config {
     int auction_pro_rata;
     int64_t auction_check_ms;        /* engine ms between gate-closure checks (default 1000) */
     const char *db_conninfo;         /* store auctions and trades in PostgreSQL, or NULL */
+    int64_t spin_us;                 /* busy poll after each batch (anm_reactor_set_spin_us);
+                                        default MARKET_SERVICE_DEFAULT_SPIN_US, 0: off */
 } market_service_config;
+
+#define MARKET_SERVICE_DEFAULT_SPIN_US 300
 
 void market_service_config_default(market_service_config *config);
 
