@@ -506,7 +506,7 @@ int main(int argc, char **argv)
     snprintf(text, sizeof text,
              "{\"endpoint\": \"@tcp://127.0.0.1:*\", \"publish_endpoint\": \"\","
              " \"journal_dir\": \"%s/journal\", \"conninfo\": \"%s\", \"batch_max_rows\": %ld,"
-             " \"batch_max_age_ms\": 50, \"segment_mb\": %ld, \"writers\": %ld, \"log_level\": \"warn\"}",
+             " \"batch_max_age_ms\": 50, \"segment_mb\": %ld, \"writers\": %ld, \"log_level\": \"info\"}",
              dir, conninfo, a.copy_rows, a.segment_mb, a.writers);
     FILE *cf = fopen(config, "w");
     if (!cf)
@@ -671,6 +671,19 @@ int main(int argc, char **argv)
     printf("bench: ingest stored %.0f samples/s over %.0f s at %.0f offered, p50 %.0f ms, p99 %.0f ms,"
            " peak RSS %lld MiB, %lld checkpoints in the window, load %.2f\n",
            rate, secs, offered, p50, p99, hwm / 1024, checkpoints(db) - checkpoints0, loadavg1());
+    /* the stalls anm-ingest logged (a store over 300 ms, and where its time went) */
+    char *log_text = read_text(logpath);
+    int slow = 0;
+    for (char *line = log_text; line && *line;) {
+        char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        const char *msg = strstr(line, "\"msg\":\"slow store");
+        if (msg && (size_t)(msg - line) < len && slow++ < 8)
+            printf("bench: anm-ingest: %.*s\n", (int)(len - (size_t)(msg - line)), msg + 7);
+        line = eol ? eol + 1 : line + len;
+    }
+    printf("bench: %d stores took over 300 ms\n", slow);
+    free(log_text);
     printf("ingest samples_per_s=%.0f p50_ms=%.0f p99_ms=%.0f ceiling_ratio=%.2f ceiling2_ratio=%.2f\n",
            rate, p50, p99, ceiling > 0 ? rate / ceiling : 0.0, ceiling2 > 0 ? rate / ceiling2 : 0.0);
     rc = 0;
