@@ -13,8 +13,10 @@
  *   materialise  one pass per side in merit order: each record is read
  *                once (at random, prefetched, one cache line) and written
  *                straight into its output stack entry and a 32-byte walk
- *                entry
- *   intersect, pro rata, walk
+ *                entry (streaming stores), with the side's running total
+ *                every 64 entries
+ *   intersect    bisection on the running totals (a few microseconds)
+ *   pro rata, walk
  *                on the walk entries, in merit order; the walk writes the
  *                trades directly into the output array (a bid's trades are
  *                dropped again if its minimum is not met)
@@ -35,6 +37,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+#define STREAM_STORES 1
+#endif
 
 #define INDEX_BITS MARKET__SLOT_BITS
 #define INDEX_MASK MARKET__SLOT_MASK
@@ -48,8 +54,11 @@
  * of its random reads overlap; they are fetched into L2 only (locality 1):
  * with the fetches aimed at L1, its few miss buffers filled up and the
  * prefetches themselves stalled (measured: the auction of 10^6 orders about
- * 3 ms faster) */
-#define AHEAD 32
+ * 3 ms faster). 64 rather than 32 ahead since the pass's writes bypass the
+ * caches (streaming stores): about 1 ms faster again */
+#define AHEAD 64
+/* entries per running total kept for the intersection's bisection */
+#define TOTAL_BLOCK 64
 
 enum {
     SCRATCH_RECORDS,
@@ -62,7 +71,8 @@ enum {
     SCRATCH_TRADES,
     SCRATCH_BITS,
     SCRATCH_NEEDS,
-    SCRATCH_SLOTS
+    SCRATCH_SLOTS,
+    SCRATCH_TOTALS
 };
 
 /* An order as gathered from its node, in gather order. The materialise
@@ -226,14 +236,48 @@ static int radix_sort(uint64_t *keys, const uint32_t *numbers, uint64_t *tmp, si
     return ANM_OK;
 }
 
-/*
- * Writes one side in merit order: its output stack entries (accepted 0) and
- * its walk entries, reading each gathered record once.
- */
-static void materialise(const record *records, const int64_t *needs, const uint64_t *sorted,
-                        size_t n, int descending, int64_t base, market_stack_entry *stack,
-                        walker *walk)
+#ifdef STREAM_STORES
+static_assert(offsetof(market_stack_entry, price_ticks) == 16 &&
+                  offsetof(market_stack_entry, availability_ticks) == 20 &&
+                  offsetof(market_stack_entry, quantity) == 24 &&
+                  offsetof(market_stack_entry, accepted) == 32 && sizeof(market_stack_entry) == 40,
+              "stack entries are written as five 8-byte words");
+static_assert(offsetof(walker, der) == 24 && offsetof(walker, participant) == 28 &&
+                  sizeof(walker) == 32,
+              "walk entries are written as four 8-byte words");
+
+/* An 8-byte word stored past the caches (x86-64, little-endian) */
+static inline void stream64(void *at, uint64_t word)
 {
+    _mm_stream_si64((long long *)at, (long long)word);
+}
+
+static inline uint64_t pair32(uint32_t low, uint32_t high)
+{
+    return (uint64_t)high << 32 | low;
+}
+#endif
+
+/*
+ * Writes one side in merit order: its output stack entries (accepted 0),
+ * its walk entries and the running total of its quantities at the end of
+ * every block of TOTAL_BLOCK entries (totals[k]: entries 0 .. (k + 1) *
+ * TOTAL_BLOCK - 1, the last block possibly partial; what the intersection
+ * searches), reading each gathered record once. Returns 0 if the running
+ * total would overflow (then totals is not complete).
+ *
+ * The stack and walk entries are written with streaming (non-temporal)
+ * stores where the machine has them: 72 bytes an order that are not read
+ * again before the walk, so they go straight to memory instead of evicting
+ * the records the pass reads at random (measured: 0.7-0.8 ms of 10^6
+ * orders).
+ */
+static int materialise(const record *records, const int64_t *needs, const uint64_t *sorted,
+                       size_t n, int descending, int64_t base, market_stack_entry *stack,
+                       walker *walk, int64_t *totals)
+{
+    int64_t total = 0;
+    int ok = 1;
     for (size_t i = 0; i < n; i++) {
         if (i + AHEAD < n) {
             __builtin_prefetch(&records[sorted[i + AHEAD] & INDEX_MASK], 0, 1);
@@ -244,6 +288,21 @@ static void materialise(const record *records, const int64_t *needs, const uint6
         int64_t need = r->quantity & HAS_NEED ? needs[key & INDEX_MASK] : 0;
         uint64_t offset = key >> INDEX_BITS;
         int64_t rank = (int64_t)(descending ? (uint64_t)base - offset : (uint64_t)base + offset);
+        ok &= !__builtin_add_overflow(total, quantity, &total);
+#ifdef STREAM_STORES
+        market_stack_entry *e = &stack[i];
+        stream64(&e->order_id, r->order_id);
+        stream64(&e->rank, (uint64_t)rank);
+        stream64(&e->price_ticks,
+                 pair32((uint32_t)r->price_ticks, (uint32_t)r->availability_ticks));
+        stream64(&e->quantity, (uint64_t)quantity);
+        stream64(&e->accepted, 0);
+        walker *w = &walk[i];
+        stream64(&w->rank, (uint64_t)rank);
+        stream64(&w->left, (uint64_t)quantity);
+        stream64(&w->need, (uint64_t)need);
+        stream64(&w->der, pair32(r->der, r->participant));
+#else
         stack[i] = (market_stack_entry){.order_id = r->order_id,
                                         .rank = rank,
                                         .price_ticks = r->price_ticks,
@@ -255,7 +314,15 @@ static void materialise(const record *records, const int64_t *needs, const uint6
                            .need = need,
                            .der = r->der,
                            .participant = r->participant};
+#endif
+        if (i % TOTAL_BLOCK == TOTAL_BLOCK - 1 || i + 1 == n) {
+            totals[i / TOTAL_BLOCK] = total;
+        }
     }
+#ifdef STREAM_STORES
+    _mm_sfence();
+#endif
+    return ok;
 }
 
 /* The padding of a market_trade: after product.zone and after kind; every
@@ -348,10 +415,12 @@ static void pro_rata(walker *w, market_stack_entry *stack, size_t n, int64_t ran
     /* orders beyond the marginal level do not cross at the intersection */
 }
 
-/* The unconstrained intersection of the stacks; with pro rata, caps the
- * marginal rank of each side to the volume traded there. */
-static int64_t intersect(walker *buys, market_stack_entry *bids, size_t nb, walker *sells,
-                         market_stack_entry *offers, size_t ns, int with_pro_rata)
+/* The unconstrained intersection of the stacks, step by step (used when a
+ * side's total quantity overflows, so that it has no running totals);
+ * with pro rata, caps the marginal rank of each side to the volume traded
+ * there. */
+static int64_t intersect_by_steps(walker *buys, market_stack_entry *bids, size_t nb, walker *sells,
+                                  market_stack_entry *offers, size_t ns, int with_pro_rata)
 {
     size_t i = 0, j = 0;
     int64_t lb = nb ? buys[0].left : 0, ls = ns ? sells[0].left : 0;
@@ -382,6 +451,98 @@ static int64_t intersect(walker *buys, market_stack_entry *bids, size_t nb, walk
     if (with_pro_rata && volume > 0) {
         pro_rata(buys, bids, nb, bid_margin, at_bid_margin);
         pro_rata(sells, offers, ns, sell_margin, at_sell_margin);
+    }
+    return volume;
+}
+
+/* The total quantity of entries 0 .. i - 1 of a side (totals: see materialise). */
+static int64_t total_before(const walker *w, const int64_t *totals, size_t i)
+{
+    size_t block = i / TOTAL_BLOCK;
+    int64_t total = block > 0 ? totals[block - 1] : 0;
+    for (size_t k = block * TOTAL_BLOCK; k < i; k++) {
+        total += w[k].left;
+    }
+    return total;
+}
+
+/* The number of a side's first entries whose quantities add up to at most
+ * x: the index of the entry that trades unit x of the side's volume (n if
+ * the side has no unit x). */
+static size_t serving(const walker *w, const int64_t *totals, size_t n, int64_t x)
+{
+    size_t lo = 0, hi = (n + TOTAL_BLOCK - 1) / TOTAL_BLOCK;
+    while (lo < hi) { /* the first block whose running total exceeds x */
+        size_t mid = lo + (hi - lo) / 2;
+        if (totals[mid] <= x) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    size_t i = lo * TOTAL_BLOCK;
+    int64_t total = lo > 0 ? totals[lo - 1] : 0;
+    while (i < n && total + w[i].left <= x) {
+        total += w[i].left;
+        i++;
+    }
+    return i;
+}
+
+/* The first entry with the rank of entry last (equal ranks are adjacent). */
+static size_t rank_start(const walker *w, size_t last)
+{
+    size_t lo = 0, hi = last;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w[mid].rank != w[last].rank) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/*
+ * The same intersection as intersect_by_steps, found by bisection on the
+ * running totals. The steps pair unit x of the bid stack with unit x of
+ * the offer stack and stop at the first x where a side is used up or the
+ * bid trading unit x ranks below the offer trading it; that condition only
+ * turns from false to true as x grows (bids descend, offers ascend), so the
+ * volume is the least x where it holds. The stepping loop took 2.6 ms of
+ * 10^6 orders, mostly mispredicted branches (which side advances is a coin
+ * toss); this takes a few microseconds.
+ */
+static int64_t intersect(walker *buys, market_stack_entry *bids, const int64_t *totals_buy,
+                         size_t nb, walker *sells, market_stack_entry *offers,
+                         const int64_t *totals_sell, size_t ns, int with_pro_rata)
+{
+    if (nb == 0 || ns == 0) {
+        return 0;
+    }
+    int64_t all_buy = totals_buy[(nb - 1) / TOTAL_BLOCK];
+    int64_t all_sell = totals_sell[(ns - 1) / TOTAL_BLOCK];
+    int64_t lo = 0, hi = all_buy < all_sell ? all_buy : all_sell;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        size_t i = serving(buys, totals_buy, nb, mid), j = serving(sells, totals_sell, ns, mid);
+        if (i >= nb || j >= ns || buys[i].rank < sells[j].rank) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    int64_t volume = lo;
+    if (with_pro_rata && volume > 0) {
+        /* the marginal orders trade the last unit; the volume traded at their
+         * rank is what the steps added up since that rank began */
+        size_t i = serving(buys, totals_buy, nb, volume - 1);
+        size_t j = serving(sells, totals_sell, ns, volume - 1);
+        int64_t at_bid_margin = volume - total_before(buys, totals_buy, rank_start(buys, i));
+        int64_t at_sell_margin = volume - total_before(sells, totals_sell, rank_start(sells, j));
+        pro_rata(buys, bids, nb, buys[i].rank, at_bid_margin);
+        pro_rata(sells, offers, ns, sells[j].rank, at_sell_margin);
     }
     return volume;
 }
@@ -460,6 +621,7 @@ typedef struct scratch_set {
     walker *walk;
     market_stack_entry *stacks;
     uint32_t *next;
+    int64_t *totals; /* running totals by block: bids, then offers from nb / TOTAL_BLOCK + 1 */
 } scratch_set;
 
 static int scratch_get(market *m, size_t n, scratch_set *b)
@@ -474,8 +636,9 @@ static int scratch_get(market *m, size_t n, scratch_set *b)
     b->walk = scratch_aligned(m, SCRATCH_WALK, (n + 1) * sizeof(walker));
     b->stacks = scratch_aligned(m, SCRATCH_STACKS, (n + 1) * sizeof(market_stack_entry));
     b->next = market__scratch_buffer(m, SCRATCH_NEXT, (n + 1) * sizeof(uint32_t));
+    b->totals = market__scratch_buffer(m, SCRATCH_TOTALS, (n / TOTAL_BLOCK + 2) * sizeof(int64_t));
     int ok = b->records && b->needs && b->slots && b->keys && b->count && b->bits && b->walk &&
-             b->stacks && b->next;
+             b->stacks && b->next && b->totals;
     return ok ? ANM_OK : ANM_ENOMEM;
 }
 
@@ -550,13 +713,19 @@ int market_auction_run(market *m, int64_t now_ms, market_product product,
     uint32_t *next = buffers.next;
     market_stack_entry *bids = stacks, *offers = stacks + nb;
     walker *buys = walk, *sells = walk + nb;
-    materialise(records, needs, sorted[MARKET__BUY], nb, 1, g.hi[MARKET__BUY], bids, buys);
-    materialise(records, needs, sorted[MARKET__SELL], ns, 0, g.lo[MARKET__SELL], offers, sells);
+    int64_t *totals_buy = buffers.totals, *totals_sell = buffers.totals + nb / TOTAL_BLOCK + 1;
+    int totals_ok = materialise(records, needs, sorted[MARKET__BUY], nb, 1, g.hi[MARKET__BUY], bids,
+                                buys, totals_buy);
+    totals_ok &= materialise(records, needs, sorted[MARKET__SELL], ns, 0, g.lo[MARKET__SELL],
+                             offers, sells, totals_sell);
     res->n_bids = nb;
     res->n_offers = ns;
     res->bids = bids;
     res->offers = offers;
-    res->unconstrained_volume = intersect(buys, bids, nb, sells, offers, ns, config->pro_rata);
+    res->unconstrained_volume =
+        totals_ok ? intersect(buys, bids, totals_buy, nb, sells, offers, totals_sell, ns,
+                              config->pro_rata)
+                  : intersect_by_steps(buys, bids, nb, sells, offers, ns, config->pro_rata);
 
     /* the feasibility walk: bids in merit order, each over the offers still
      * open (a linked list in merit order), trades written as they are made */

@@ -121,8 +121,8 @@ void market_destroy(market **mp)
 /* Asks for transparent huge pages for [p, p + size) (Linux; advice only:
  * the auction's big scratch arrays are read and written at random, and 2 MB
  * pages spare the page walks of 4 KB ones where the kernel gives huge pages
- * on request, its madvise mode). Not used for the order pool: a 2 MB page
- * fault during order entry would cost latency there. */
+ * on request, its madvise mode). The order pool's blocks get them too
+ * (pool_block_new). */
 static void advise_huge(void *p, size_t size)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
@@ -138,6 +138,26 @@ static void advise_huge(void *p, size_t size)
     (void)p;
     (void)size;
 #endif
+}
+
+/* A block of the order pool, in whole 2 MB pages (65,536 nodes of 88 bytes
+ * are 5.5 MB: 6 MB allocated), with transparent huge pages where the kernel
+ * gives them on request. The auction's gather and apply passes sweep the
+ * nodes of 10^6 orders: with 4 KB pages they missed the TLB on every page
+ * (measured: gather 9 -> 5.3 ms, apply 11.5 -> 9 ms). Order entry gains
+ * too: one 2 MB fault every 23,800 new nodes instead of a 4 KB fault every
+ * 46 (call-mode submit in process: p99 2.2 -> 0.46 us, p50 0.25 -> 0.22 us). */
+#define POOL_PAGE ((size_t)2 << 20)
+#define POOL_BLOCK_BYTES                                                                           \
+    ((MARKET__BLOCK_SIZE * sizeof(market__order) + POOL_PAGE - 1) / POOL_PAGE * POOL_PAGE)
+
+static market__order *pool_block_new(void)
+{
+    market__order *block = aligned_alloc(POOL_PAGE, POOL_BLOCK_BYTES);
+    if (block != NULL) {
+        advise_huge(block, POOL_BLOCK_BYTES);
+    }
+    return block;
 }
 
 void *market__scratch_buffer(market *m, int i, size_t size)
@@ -269,6 +289,10 @@ static int client_reserve(market *m)
     if (table == NULL) {
         return ANM_ENOMEM;
     }
+    /* every probe of the index is a cache miss; on 2 MB pages not also a TLB
+     * miss (with the pool's huge pages: continuous matching 2.3 -> 3.2 M
+     * orders/s in process) */
+    advise_huge(table, cap * sizeof *table);
     for (size_t i = 0; i < m->cap_clients; i++) {
         if (m->clients[i].order_id != 0) {
             *client_slot_for_insert(table, cap, m->clients[i].participant,
@@ -293,7 +317,7 @@ size_t market_index_bytes_per_order_max(void)
 void market_memory_usage(const market *m, market_memory *out)
 {
     *out = (market_memory){0};
-    out->book_bytes = sizeof *m + m->n_blocks * (MARKET__BLOCK_SIZE * sizeof(market__order)) +
+    out->book_bytes = sizeof *m + m->n_blocks * POOL_BLOCK_BYTES +
                       m->n_blocks * sizeof *m->blocks + m->cap_clients * sizeof *m->clients +
                       m->cap_products * sizeof *m->products +
                       m->product_index_cap * sizeof *m->product_index;
@@ -326,7 +350,7 @@ static uint32_t slot_alloc(market *m)
             return MARKET__NIL;
         }
         m->blocks = blocks;
-        m->blocks[m->n_blocks] = malloc(MARKET__BLOCK_SIZE * sizeof(market__order));
+        m->blocks[m->n_blocks] = pool_block_new();
         if (m->blocks[m->n_blocks] == NULL) {
             return MARKET__NIL;
         }
@@ -724,11 +748,15 @@ int market_submit(market *m, int64_t now_ms, const market_order_spec *s, market_
     memset(r, 0, sizeof *r);
     /* a resubmission is answered before validation: the same request gets the
      * same answer even after its gate closed or its validity ended */
-    uint64_t hash = content_hash(s);
     if (client_reserve(m) != ANM_OK) {
         reject(r, MARKET_REJECT_BOOK_FULL, "out of memory for the client order index");
         return ANM_OK;
     }
+    /* the client index is far larger than the caches: its entry is fetched
+     * while the content hash is worked out */
+    __builtin_prefetch(
+        &m->clients[client_hash(s->participant, s->client_order_id) & (m->cap_clients - 1)]);
+    uint64_t hash = content_hash(s);
     market__client *c = client_probe(m, s->participant, s->client_order_id);
     market__client *known = c->order_id != 0 ? c : NULL;
     if (known == NULL && !validate(m, now_ms, s, r)) {

@@ -224,6 +224,47 @@ Test(auction, pro_rata_on_the_bid_side)
 }
 
 /*
+ * Two requirements of 2^62 units (0.001 MW) each: the bid side's total
+ * quantity does not fit in 64 bits, so the auction finds the intersection
+ * step by step instead of bisecting running totals. Offers 1 MW @ 10 and
+ * 2 MW @ 20 cross the requirement @ 60; 5 MW @ 70 does not: 3 MW in both
+ * modes (with pro rata the marginal requirement's share is the full 3 MW:
+ * floor(3000 * q / q)).
+ */
+Test(auction, intersection_when_a_side_total_overflows)
+{
+    for (int pro = 0; pro < 2; pro++) {
+        fixture f;
+        fixture_init(&f, MARKET_MODE_CALL);
+        loose(&f);
+        add(&f, 1, MARKET_OFFER, 10, 1, 0);
+        add(&f, 2, MARKET_OFFER, 20, 2, 0);
+        add(&f, 3, MARKET_OFFER, 70, 5, 0);
+        uint64_t ids[2];
+        for (int k = 0; k < 2; k++) {
+            market_order_spec s = {.client_order_id = f.next_client++,
+                                   .participant = DSO,
+                                   .der = MARKET_NO_DER,
+                                   .product = product,
+                                   .side = MARKET_REQUIREMENT,
+                                   .price_ticks = GBP(60 - 10 * k),
+                                   .quantity = INT64_C(1) << 62,
+                                   .valid_until_ms = INT64_MAX};
+            market_result r;
+            cr_assert_eq(market_submit(f.m, NOW_MS, &s, &r), ANM_OK);
+            cr_assert_eq(r.reason, MARKET_ACCEPTED, "%s", r.text);
+            ids[k] = r.order_id;
+        }
+        market_auction_result *res = run(&f, MARKET_PAY_AS_BID, pro);
+        cr_assert_eq(res->unconstrained_volume, MW(3), "pro rata %d", pro);
+        cr_assert_eq(res->accepted_volume, MW(3));
+        cr_assert_eq(accepted_of(res->bids, 2, ids[0]), MW(3));
+        cr_assert_eq(accepted_of(res->bids, 2, ids[1]), 0);
+        fixture_fini(&f);
+    }
+}
+
+/*
  * Minimum quantities. Offers 5 MW @ 10 and 5 MW @ 20. A fill-or-kill bid of
  * 12 MW @ 60 does not fit (10 MW crossing) and is skipped; the next bid,
  * 8 MW @ 50 with 8 MW minimum, gets 5 + 3; a 3 MW bid @ 40 cannot take the
