@@ -26,8 +26,9 @@
  *  3. measure: the sender offers 90 % of the best rate that held, constant,
  *     for the measurement window (if the backlog is over 0.5 s of samples
  *     plus one sender and one COPY batch at two 5-s checks in a row and not
- *     shrinking, the offer steps down by 10 %, the backlog drains and the
- *     window starts again, within duration + 40 s; a backlog that drains by
+ *     shrinking, the offer steps down by 10 %, or to 95 % of the rate
+ *     committed in the window if that is lower, the backlog drains and the
+ *     window starts again, within duration + 40 s (+ 30 s with --quick); a backlog that drains by
  *     the next check, such as the stall after a checkpoint, stays in the
  *     window and in its p99); samples_per_s is the committed rate over
  *     the window and p50/p99 the service's end-to-end latency (measurement
@@ -74,10 +75,21 @@ typedef struct bench_args {
     long duration_s, signals, batch, window, rate, copy_rows, wal_compression, segment_mb, writers;
 } bench_args;
 
+/* SIGINT/SIGTERM: every phase stops at its next check and the bench tears
+   down what it started (the cluster, the service, the sender, the directory) */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    if (!interrupted)
+        nanosleep(&ts, NULL); /* a signal ends it early */
 }
 
 static int run_cmd(char *const argv[])
@@ -228,7 +240,7 @@ static double copy_ceiling(const char *conninfo, const bench_args *a, uint32_t k
     uint32_t next_signal = 0;
     int64_t t = anm_wall_clock_ms() + 1, start = anm_monotonic_ns();
     int64_t end = start + (int64_t)(seconds * 1e9);
-    while (buf && rows && sorted && bucket && anm_monotonic_ns() < end) {
+    while (buf && rows && sorted && bucket && anm_monotonic_ns() < end && !interrupted) {
         memset(bucket, 0, ((size_t)a->signals + 1) * sizeof *bucket);
         for (long i = 0; i < rows_per_copy; i++) {
             if (next_signal == 0)
@@ -341,7 +353,7 @@ static double search_rate(const char *endpoint, int rate_fd, double budget_s, lo
 {
     double good = 0, bad = 0, rate = 150000;
     int64_t deadline = anm_monotonic_ns() + (int64_t)(budget_s * 1e9);
-    while (anm_monotonic_ns() < deadline) {
+    while (anm_monotonic_ns() < deadline && !interrupted) {
         set_rate(rate_fd, (int64_t)rate);
         sleep_ms(1000); /* the pipeline fills */
         json_t *st0 = status_of(endpoint);
@@ -401,7 +413,8 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strcmp(argv[i], "--quick") == 0) {
-            a.duration_s = 25; /* plus set-up, search (20 s) and ceiling (10 s): about 60 s */
+            a.duration_s = 25; /* plus set-up, search (20 s) and ceilings (2 x 8 s): about 70 s,
+                                  at most about 105 s when the window restarts */
             continue;
         }
         if (strcmp(argv[i], "--duration") == 0)
@@ -451,6 +464,11 @@ int main(int argc, char **argv)
     snprintf(conninfo_path, sizeof conninfo_path, "%s/conninfo", pgdir);
     char word_start[] = "start", word_destroy[] = "destroy", word_rm[] = "rm", word_rf[] = "-rf";
     char *pg_start[] = {pgscript, word_start, pgdir, NULL};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     printf("bench: starting PostgreSQL in %s (fsync and synchronous_commit on)\n", pgdir);
     fflush(stdout);
     if (run_cmd(pg_start) != 0) {
@@ -579,7 +597,7 @@ int main(int argc, char **argv)
             break;
         sleep_ms(100);
     }
-    double ceiling_s = a.duration_s / 6.0 < 10 ? 10 : a.duration_s / 6.0 > 30 ? 30 : a.duration_s / 6.0;
+    double ceiling_s = a.duration_s / 6.0 < 8 ? 8 : a.duration_s / 6.0 > 30 ? 30 : a.duration_s / 6.0;
     double load_ceiling = loadavg1();
     double ceiling = copy_ceiling(conninfo, &a, key0, ceiling_s, a.copy_rows);
     printf("bench: ceiling (raw binary COPY, %ld-row transactions sorted by signal, same table, one connection) %.0f rows/s over %.0f s (load %.2f)\n",
@@ -592,7 +610,7 @@ int main(int argc, char **argv)
     json_t *s0 = NULL;
     int64_t t0 = 0;
     long long checkpoints0 = 0;
-    int64_t phase_end = anm_monotonic_ns() + (int64_t)(a.duration_s + 40) * 1000000000LL;
+    int64_t phase_end = anm_monotonic_ns() + (int64_t)(a.duration_s + (a.duration_s < 60 ? 30 : 40)) * 1000000000LL;
     long window_s = a.duration_s;
     for (int attempt = 0;; attempt++) {
         printf("bench: measuring at %.0f samples/s offered for %ld s\n", offered, window_s);
@@ -605,8 +623,9 @@ int main(int argc, char **argv)
         t0 = anm_monotonic_ns();
         checkpoints0 = checkpoints(db);
         int overflowed = 0;
-        long long last_depth = 0;
-        for (long k = 0; k < window_s && !overflowed; k += 5) {
+        long long last_depth = 0, stored0 = s0 ? jint(s0, "committed_samples") : 0;
+        double sustained = 0; /* committed rate since the window started */
+        for (long k = 0; k < window_s && !overflowed && !interrupted; k += 5) {
             long step = window_s - k < 5 ? window_s - k : 5;
             sleep_ms(step * 1000);
             json_t *st = status_of(endpoint);
@@ -619,6 +638,8 @@ int main(int argc, char **argv)
                    json_real_value(json_object_get(lat, "p50")), json_real_value(json_object_get(lat, "p99")),
                    loadavg1());
             fflush(stdout);
+            sustained = (double)(jint(st, "committed_samples") - stored0) /
+                        ((double)(anm_monotonic_ns() - t0) / 1e9);
             json_decref(st);
             int64_t left_s = (phase_end - anm_monotonic_ns()) / 1000000000LL;
             /* a backlog over the bound at two checks in a row, not draining, is
@@ -631,11 +652,13 @@ int main(int argc, char **argv)
                 overflowed = 1;
             last_depth = depth;
         }
-        if (!overflowed)
+        if (!overflowed || interrupted)
             break;
-        offered *= 0.9;
+        /* 10 % down, or below what was committed meanwhile if that is lower
+           (the short probes on a young table overrate what a growing one takes) */
+        offered = 0.9 * offered < 0.95 * sustained ? 0.9 * offered : 0.95 * sustained;
         set_rate(rate_fd, 0); /* drain the backlog before the next window */
-        for (int i = 0; i < 200; i++) {
+        for (int i = 0; i < 600; i++) {
             json_t *st = status_of(endpoint);
             long long d = st ? jint(st, "journal_depth") : 0;
             json_decref(st);
@@ -646,6 +669,11 @@ int main(int argc, char **argv)
         int64_t left_s = (phase_end - anm_monotonic_ns()) / 1000000000LL - 3;
         window_s = left_s < a.duration_s ? (long)left_s : a.duration_s;
         printf("bench: backlog over 0.5 s: stepping the offered rate down\n");
+    }
+    if (interrupted) {
+        fprintf(stderr, "bench: interrupted: stopping what it started\n");
+        json_decref(s0);
+        goto out;
     }
     json_t *s1 = status_of(endpoint);
     double secs = (double)(anm_monotonic_ns() - t0) / 1e9;
