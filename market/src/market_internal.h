@@ -76,12 +76,15 @@ typedef struct market__product {
     size_t resting;
 } market__product;
 
+/* What the market remembers of an accepted client order id: 32-byte records
+ * in arrival order (blocks of 65,536: one 2 MB page each), found through an
+ * open-addressing index of 8-byte references (market.c, "client-id index"). */
 typedef struct market__client {
     uint64_t client_order_id;
-    uint64_t order_id;        /* 0: empty entry */
+    uint64_t order_id;
     uint64_t content_hash;
     uint32_t participant;
-    uint32_t slot;            /* MARKET__NIL once the order left the book */
+    uint32_t slot;            /* MARKET__NIL if the order never rested */
 } market__client;
 
 /* Scratch buffers of the auction, kept between runs (reused, grown). */
@@ -104,7 +107,9 @@ struct market {
     size_t n_products, cap_products;
     uint32_t *product_index;  /* open addressing, MARKET__NIL empty */
     size_t product_index_cap;
-    market__client *clients;
+    market__client **client_blocks; /* records, 65,536 a block */
+    size_t n_client_blocks;
+    uint64_t *clients;        /* index: 0 empty, else hash tag << 40 | (record number + 1) */
     size_t n_clients, cap_clients;
     market__scratch scratch;
 };

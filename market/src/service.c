@@ -1708,6 +1708,7 @@ void market_service_config_default(market_service_config *config)
     config->auction_pricing = MARKET_PAY_AS_BID;
     config->auction_check_ms = 1000;
     config->spin_us = MARKET_SERVICE_DEFAULT_SPIN_US;
+    config->reserve_orders = MARKET_SERVICE_DEFAULT_RESERVE_ORDERS;
 }
 
 typedef struct recover_ctx {
@@ -1916,6 +1917,15 @@ int market_service_run(const market_service_config *config, anm_error_detail *de
     directory_free(&d);
     if (rc == ANM_OK)
         rc = core_init(&s.c, blob.data, blob.size);
+    /* the order pool and client-id index sized and faulted in now, not while
+     * orders arrive (docs/market.md, "Memory and speed") */
+    if (rc == ANM_OK && config->reserve_orders > 0 &&
+        market_reserve(s.c.m, config->reserve_orders) != ANM_OK) {
+        anm_error_detail_set(detail, NULL, 0, 0, NULL,
+                             "out of memory reserving %zu orders (--reserve-orders)",
+                             config->reserve_orders);
+        rc = ANM_ENOMEM;
+    }
     if (rc != ANM_OK)
         goto out;
 

@@ -22,7 +22,8 @@ static void usage(FILE *out)
             "           [--batch N] [--snapshot-every EVENTS] [--ready-file FILE]\n"
             "           [--statement-endpoint ENDPOINT] [--statement-topic PREFIX]\n"
             "           [--auto-auction on|off] [--auction-pricing pay_as_bid|uniform]\n"
-            "           [--auction-check-ms N] [--spin-us N] [--db CONNINFO]\n"
+            "           [--auction-check-ms N] [--spin-us N] [--reserve-orders N]\n"
+            "           [--db CONNINFO]\n"
             "           [--log-level LEVEL]\n"
             "       anm-market replay JOURNAL\n"
             "       anm-market client --endpoint ENDPOINT --keys DIR --participant NAME\n"
@@ -102,6 +103,8 @@ static int serve(int argc, char **argv)
             c.auction_check_ms = n;
         else if (strcmp(o, "--spin-us") == 0 && anm_parse_long(v, 0, 1000000, &n) == 0)
             c.spin_us = n;
+        else if (strcmp(o, "--reserve-orders") == 0 && anm_parse_long(v, 0, 16777215, &n) == 0)
+            c.reserve_orders = (size_t)n;
         else if (strcmp(o, "--snapshot-every") == 0 && anm_parse_long(v, 0, 1L << 40, &n) == 0)
             c.snapshot_every = (uint64_t)n;
         else

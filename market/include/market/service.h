@@ -45,9 +45,12 @@ typedef struct market_service_config {
     const char *db_conninfo;         /* store auctions and trades in PostgreSQL, or NULL */
     int64_t spin_us;                 /* busy poll after each batch (anm_reactor_set_spin_us);
                                         default MARKET_SERVICE_DEFAULT_SPIN_US, 0: off */
+    size_t reserve_orders;           /* market_reserve at start-up (default
+                                        MARKET_SERVICE_DEFAULT_RESERVE_ORDERS; 0: none) */
 } market_service_config;
 
 #define MARKET_SERVICE_DEFAULT_SPIN_US 300
+#define MARKET_SERVICE_DEFAULT_RESERVE_ORDERS 100000
 
 void market_service_config_default(market_service_config *config);
 
