@@ -4,7 +4,7 @@
  *   anm db migrate    [--conninfo C] [--sql-dir DIR]
  *   anm db status     [--conninfo C] [--sql-dir DIR]
  *   anm db load ZONES.json [--case CASE.m] [--conninfo C]
- *   anm db partitions [--from YYYY-MM-DD] [--days N] [--conninfo C]
+ *   anm db partitions [--from YYYY-MM-DD] [--days N] [--analyze] [--conninfo C]
  *
  * The connection string is --conninfo, else $ANM_DB_CONNINFO.
  */
@@ -32,6 +32,7 @@ typedef struct db_args {
     const char *case_file;
     const char *from;
     long days;
+    int analyze;
 } db_args;
 
 static void usage(FILE *out)
@@ -40,13 +41,15 @@ static void usage(FILE *out)
             "usage: anm db migrate [--conninfo C] [--sql-dir DIR]\n"
             "       anm db status [--conninfo C] [--sql-dir DIR]\n"
             "       anm db load ZONES.json [--case CASE.m] [--conninfo C]\n"
-            "       anm db partitions [--from YYYY-MM-DD] [--days N] [--conninfo C]\n\n"
+            "       anm db partitions [--from YYYY-MM-DD] [--days N] [--analyze] [--conninfo C]\n\n"
             "  migrate     apply the pending migrations of the sql directory, each in a transaction\n"
             "  status      list the migrations: applied, pending, changed or missing\n"
             "  load        upsert the zones, monitored elements, DERs and signals of a zone file\n"
             "              (the case file: --case, else the zone file's \"case\" key)\n"
             "  partitions  create the daily telemetry partitions of [from, from + days)\n"
-            "              (default: yesterday (UTC) and 9 days)\n\n"
+            "              (default: yesterday (UTC) and 9 days); --analyze: also ANALYZE each\n"
+            "              finished day without statistics from after its end (day partitions\n"
+            "              are not analyzed automatically while they are written)\n\n"
             "options:\n"
             "  --conninfo C   libpq connection string or URL (default: $ANM_DB_CONNINFO)\n"
             "  --sql-dir DIR  migrations (default: $ANM_SQL_DIR, else sql/ of the source tree)\n");
@@ -72,6 +75,10 @@ static int parse_args(int argc, char **argv, db_args *a)
             target = &a->case_file;
         else if (strcmp(arg, "--from") == 0)
             target = &a->from;
+        else if (strcmp(arg, "--analyze") == 0) {
+            a->analyze = 1;
+            continue;
+        }
         else if (strcmp(arg, "--days") == 0) {
             if (i + 1 >= argc)
                 return -anm_cli_usage_error(PROG, "option '%s' needs a value", arg);
@@ -251,6 +258,12 @@ static int run_partitions(anm_db *db, const db_args *a)
     printf("telemetry partitions from %s for %ld day%s: %s created\n", anm_db_result_value(r, 0, 1), a->days,
            a->days == 1 ? "" : "s", anm_db_result_value(r, 0, 0));
     anm_db_result_destroy(&r);
+    if (a->analyze) {
+        if (anm_db_exec(db, "SELECT anm_analyze_finished_telemetry_days()", 0, NULL, &r, NULL) != ANM_OK)
+            return anm_cli_fail(PROG, "could not analyze finished days: %s", anm_db_error_message(db));
+        printf("finished telemetry days analyzed: %s\n", anm_db_result_value(r, 0, 0));
+        anm_db_result_destroy(&r);
+    }
     return ANM_EXIT_OK;
 }
 

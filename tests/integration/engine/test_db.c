@@ -373,6 +373,54 @@ Test(db, partitions_are_created_ahead_once)
     anm_db_destroy(&db);
 }
 
+/* Day partitions are not auto-analyzed while written (0007); finished days
+ * are analyzed once by anm_analyze_finished_telemetry_days (anm db
+ * partitions --analyze), never today's, never twice. */
+Test(db, finished_days_are_analyzed_once_and_today_never)
+{
+    char conninfo[1024];
+    anm_db *db = fresh_db(conninfo, sizeof conninfo);
+    migrate_ok(db);
+    expect_value(db, "SELECT anm_ensure_telemetry_partitions(current_date - 2, 3)", "3");
+    expect_value(db,
+                 "SELECT count(*) FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid"
+                 " WHERE i.inhparent = 'telemetry'::regclass"
+                 " AND 'autovacuum_analyze_threshold=2000000000' = ANY (c.reloptions)"
+                 " AND 'autovacuum_vacuum_insert_threshold=-1' = ANY (c.reloptions)",
+                 "3");
+    /* ahead-created partitions (migration 0002 made some) carry it too */
+    expect_value(db,
+                 "SELECT count(*) FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid"
+                 " WHERE i.inhparent = 'telemetry'::regclass"
+                 " AND NOT coalesce('autovacuum_analyze_threshold=2000000000' = ANY (c.reloptions), false)",
+                 "0");
+    cr_assert_eq(anm_db_exec(db,
+                             "INSERT INTO telemetry SELECT 1, 0, current_date - 2 + g * interval '1 minute', g"
+                             " FROM generate_series(0, 3 * 1440 - 1) g",
+                             0, NULL, NULL, NULL),
+                 ANM_OK, "%s", anm_db_error_message(db));
+    /* the two finished days (day before yesterday, yesterday); not today */
+    expect_value(db, "SELECT anm_analyze_finished_telemetry_days()", "2");
+    expect_value(db, "SELECT anm_analyze_finished_telemetry_days()", "0");
+    expect_value(db,
+                 "SELECT count(*) FROM pg_stats WHERE tablename = 'telemetry_' ||"
+                 " to_char(current_date - 1, 'YYYYMMDD') AND attname = 'value'",
+                 "1");
+    expect_value(db,
+                 "SELECT count(*) FROM pg_stats WHERE tablename = 'telemetry_' ||"
+                 " to_char(current_date, 'YYYYMMDD')",
+                 "0");
+    /* the command line does the same */
+    char bin[1024], *out = NULL, *err = NULL;
+    snprintf(bin, sizeof bin, "%s/anm", anm_test_bin_dir());
+    const char *argv[] = {bin, "db", "partitions", "--days", "1", "--analyze", "--conninfo", conninfo, NULL};
+    cr_assert_eq(anm_test_run_args(argv, &out, &err), 0, "%s", err);
+    cr_expect(strstr(out, "finished telemetry days analyzed: 0") != NULL, "%s", out);
+    free(out);
+    free(err);
+    anm_db_destroy(&db);
+}
+
 Test(db, registry_load_upserts_by_id)
 {
     char conninfo[1024], zone_file[1024], anm[1024];
