@@ -339,7 +339,7 @@ typedef struct writer_lane {
     int prepared;                /* copy built from rows */
     int flush_latest;            /* this batch upserts telemetry_latest */
     uint64_t latest_position;    /* telemetry_latest reflects the rows below it once committed */
-    uint64_t start, end;         /* journal range of the batch */
+    uint64_t end;                /* journal position the batch ends at */
     uint64_t batches;            /* telemetry batches in it */
     uint64_t ticket;
     int64_t opened_ns;           /* when its first row was added */
@@ -749,7 +749,7 @@ static void writer_reset_batch(ingest_service *s, writer_lane *l)
     l->batches = 0;
     l->n_new_days = 0;
     l->flush_latest = 0;
-    l->start = l->end = s->w->read_end;
+    l->end = s->w->read_end;
 }
 
 /*

@@ -6,6 +6,7 @@
  * and the failures it must report (unknown key, no service, bad line).
  */
 #define _GNU_SOURCE
+#include "market_harness.h"
 #include "testlib.h"
 
 #include <criterion/criterion.h>
@@ -30,22 +31,6 @@ typedef struct client_fixture {
 
 static client_fixture cf;
 
-static void bin_path(char *buf, size_t size, const char *name)
-{
-    cr_assert_lt(snprintf(buf, size, "%s/%s", anm_test_bin_dir(), name), (int)size);
-}
-
-static void keygen(const char *dir, const char *name, int server)
-{
-    char anm[1024];
-    bin_path(anm, sizeof anm, "anm");
-    const char *argv[] = {anm, "market", "keys", "generate", "--dir", dir, name,
-                          server ? "--server" : NULL, NULL};
-    char *err = NULL;
-    cr_assert_eq(anm_test_run_args(argv, NULL, &err), 0, "keys generate %s: %s", name, err ? err : "");
-    free(err);
-}
-
 static void setup(void)
 {
     memset(&cf, 0, sizeof cf);
@@ -61,11 +46,11 @@ static void setup(void)
     snprintf(cf.server_key, sizeof cf.server_key, "%s/server.public", cf.keys);
     cr_assert_eq(mkdir(cf.keys, 0700), 0);
     cr_assert_eq(mkdir(cf.other, 0700), 0);
-    keygen(cf.keys, "server", 1);
-    keygen(cf.keys, "gen-a", 0);
-    keygen(cf.keys, "gen-b", 0);
-    keygen(cf.keys, "dso", 0);
-    keygen(cf.other, "mallory", 0); /* a well-formed key the service does not list */
+    market_test_keygen(cf.keys, "server", 1);
+    market_test_keygen(cf.keys, "gen-a", 0);
+    market_test_keygen(cf.keys, "gen-b", 0);
+    market_test_keygen(cf.keys, "dso", 0);
+    market_test_keygen(cf.other, "mallory", 0); /* a well-formed key the service does not list */
     cr_assert_eq(anm_test_write_file(
                      cf.participants,
                      "{\"version\": 1, \"participants\": [\n"
@@ -96,7 +81,7 @@ static void teardown(void)
 static void start_service(void)
 {
     char exe[1024], zones[1024];
-    bin_path(exe, sizeof exe, "anm-market");
+    market_test_bin(exe, sizeof exe, "anm-market");
     anm_test_source_path(zones, sizeof zones, "data/zones/feeder33.json");
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
@@ -113,21 +98,7 @@ static void start_service(void)
     }
     cf.pid = pid;
     /* readiness: the ready file appears, or the child dies (reported) */
-    int exited = 0;
-    char *text = anm_test_wait_for_file(cf.ready, pid, 10000, &exited);
-    if (text == NULL && exited) {
-        char *log = anm_test_read_file(cf.log, NULL);
-        cf.pid = 0;
-        cr_assert_fail("anm-market exited before it was ready: %s", log ? log : "");
-    }
-    cr_assert_not_null(text, "anm-market not ready within 10 s");
-    const char *r = strstr(text, "router=");
-    cr_assert_not_null(r);
-    size_t n = strcspn(r + 7, "\n");
-    cr_assert_lt(n, sizeof cf.router);
-    memcpy(cf.router, r + 7, n);
-    cf.router[n] = '\0';
-    free(text);
+    market_test_wait_ready(cf.ready, &cf.pid, cf.log, cf.router, sizeof cf.router);
 }
 
 /*
@@ -140,7 +111,7 @@ static int client_run(const char *keys_dir, const char *participant, const char 
                       char **out, char **err)
 {
     char exe[1024], path[1100];
-    bin_path(exe, sizeof exe, "anm-market");
+    market_test_bin(exe, sizeof exe, "anm-market");
     snprintf(path, sizeof path, "%s/requests-%s.jsonl", cf.dir, participant);
     cr_assert_eq(anm_test_write_file(path, requests), 0);
     const char *argv[] = {exe,          "client",    "--endpoint",   endpoint, "--keys",

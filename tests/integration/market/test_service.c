@@ -11,6 +11,7 @@
 #include "engine/db_migrate.h"
 #include "market/service.h"
 #include "pg_harness.h"
+#include "market_harness.h"
 #include "testlib.h"
 
 #include <criterion/criterion.h>
@@ -43,23 +44,6 @@ typedef struct fixture {
 
 static fixture fx;
 
-static void bin(char *buf, size_t size, const char *name)
-{
-    cr_assert_lt(snprintf(buf, size, "%s/%s", anm_test_bin_dir(), name), (int)size);
-}
-
-static void keygen(const char *dir, const char *name, int server)
-{
-    char anm[1024];
-    bin(anm, sizeof anm, "anm");
-    const char *argv[] = {anm, "market", "keys", "generate", "--dir", dir, name,
-                          server ? "--server" : NULL, NULL};
-    char *err = NULL;
-    int status = anm_test_run_args(argv, NULL, &err);
-    cr_assert_eq(status, 0, "keys generate %s: %s", name, err ? err : "");
-    free(err);
-}
-
 static void setup(void)
 {
     memset(&fx, 0, sizeof fx);
@@ -71,15 +55,15 @@ static void setup(void)
     snprintf(fx.log, sizeof fx.log, "%s/service.log", fx.dir);
     snprintf(fx.participants, sizeof fx.participants, "%s/participants.json", fx.dir);
     cr_assert_eq(mkdir(fx.keys, 0700), 0);
-    keygen(fx.keys, "server", 1);
-    keygen(fx.keys, "gen-a", 0);
-    keygen(fx.keys, "gen-b", 0);
-    keygen(fx.keys, "dso", 0);
+    market_test_keygen(fx.keys, "server", 1);
+    market_test_keygen(fx.keys, "gen-a", 0);
+    market_test_keygen(fx.keys, "gen-b", 0);
+    market_test_keygen(fx.keys, "dso", 0);
     /* mallory has a well-formed key that is not in authorized_keys */
     char other[1100];
     snprintf(other, sizeof other, "%s/other", fx.dir);
     cr_assert_eq(mkdir(other, 0700), 0);
-    keygen(other, "mallory", 0);
+    market_test_keygen(other, "mallory", 0);
     cr_assert_eq(anm_test_write_file(
                      fx.participants,
                      "{\"version\": 1, \"participants\": [\n"
@@ -121,7 +105,7 @@ static void teardown(void)
 static void start(const char *durability)
 {
     char exe[1024], zones[1024];
-    bin(exe, sizeof exe, "anm-market");
+    market_test_bin(exe, sizeof exe, "anm-market");
     anm_test_source_path(zones, sizeof zones, "data/zones/feeder33.json");
     unlink(fx.ready);
     pid_t pid = fork();
@@ -148,21 +132,7 @@ static void start(const char *durability)
     }
     fx.pid = pid;
     /* readiness: the ready file appears, or the child dies (reported) */
-    int exited = 0;
-    char *text = anm_test_wait_for_file(fx.ready, pid, 10000, &exited);
-    if (text == NULL && exited) {
-        char *log = anm_test_read_file(fx.log, NULL);
-        fx.pid = 0;
-        cr_assert_fail("anm-market exited before it was ready: %s", log ? log : "");
-    }
-    cr_assert_not_null(text, "anm-market not ready within 10 s");
-    const char *r = strstr(text, "router=");
-    cr_assert_not_null(r);
-    size_t n = strcspn(r + 7, "\n");
-    cr_assert_lt(n, sizeof fx.router);
-    memcpy(fx.router, r + 7, n);
-    fx.router[n] = '\0';
-    free(text);
+    market_test_wait_ready(fx.ready, &fx.pid, fx.log, fx.router, sizeof fx.router);
 }
 
 static void *client(const char *dir, const char *name)
@@ -266,7 +236,7 @@ static long long file_size(const char *path)
 static char *replay(void)
 {
     char exe[1024];
-    bin(exe, sizeof exe, "anm-market");
+    market_test_bin(exe, sizeof exe, "anm-market");
     const char *argv[] = {exe, "replay", fx.journal, NULL};
     char *out = NULL, *err = NULL;
     int status = anm_test_run_args(argv, &out, &err);
